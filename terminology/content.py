@@ -1,0 +1,267 @@
+"""Loading FHIR content: files -> validated resources -> a Registry, all or nothing.
+
+Each resource is validated with fhir.resources (R4B models, wire-compatible with R4 for
+CodeSystem, ValueSet, ConceptMap and Bundle) plus the checks those models do not make:
+required code bindings, duplicate codes, parents that do not exist. fhir.resources takes
+seconds on big resources, so the sha256 of every resource already validated is remembered
+and a restart with unchanged content skips the model validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from terminology.errors import BadRequest
+from terminology.providers import make_provider
+from terminology.registry import Registry
+
+RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
+PUBLICATION_STATUS = frozenset({"draft", "active", "retired", "unknown"})
+CS_CONTENT = frozenset({"not-present", "example", "fragment", "complete", "supplement"})
+HIERARCHY_MEANING = frozenset({"grouped-by", "is-a", "part-of", "classified-with"})
+
+
+class ContentError(Exception):
+    """Invalid content: names the file, the element path and the problem."""
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        super().__init__(f"{source}: {path}: {problem}")
+        self.source, self.path, self.problem = source, path, problem
+
+
+@dataclass(slots=True)
+class LoadedResource:
+    """A resource dict with where it came from."""
+
+    source: str
+    resource: dict[str, Any]
+
+
+def _model_errors(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """(element path, message) pairs from fhir.resources for one resource."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    model = get_fhir_model_class(resource["resourceType"])
+    try:
+        model.model_validate(resource)
+    except ValidationError as e:
+        out = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()))
+            out.append((f"{resource['resourceType']}.{loc}" if loc else resource["resourceType"],
+                        str(err.get("msg", "invalid"))))
+        return out
+    return []
+
+
+def _binding_errors(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Checks fhir.resources does not make: required bindings, duplicates, missing parents."""
+    rtype = resource["resourceType"]
+    status = resource.get("status")
+    if status not in PUBLICATION_STATUS:
+        yield f"{rtype}.status", f"'{status}' is not a publication-status code"
+    if rtype != "CodeSystem":
+        return
+    content = resource.get("content")
+    if content not in CS_CONTENT:
+        yield "CodeSystem.content", f"'{content}' is not a codesystem-content-mode code"
+    meaning = resource.get("hierarchyMeaning")
+    if meaning is not None and meaning not in HIERARCHY_MEANING:
+        yield "CodeSystem.hierarchyMeaning", f"'{meaning}' is not a hierarchy-meaning code"
+    seen: set[str] = set()
+    parents: list[tuple[str, str]] = []
+    for path, concept in _walk_concepts(resource.get("concept", []), "CodeSystem.concept"):
+        code = str(concept.get("code"))
+        if code in seen:
+            yield f"{path}.code", f"duplicate code '{code}'"
+        seen.add(code)
+        for i, prop in enumerate(concept.get("property", [])):
+            if prop.get("code") in ("parent", "subsumedBy") and "valueCode" in prop:
+                parents.append((f"{path}.property[{i}]", prop["valueCode"]))
+    for path, parent in parents:
+        if parent not in seen:
+            yield path, f"parent '{parent}' is not a code in this CodeSystem"
+
+
+def _walk_concepts(concepts: list[dict[str, Any]], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for i, c in enumerate(concepts):
+        here = f"{path}[{i}]"
+        yield here, c
+        yield from _walk_concepts(c.get("concept", []), f"{here}.concept")
+
+
+class ValidationMemo:
+    """Hashes of resources that passed validation, remembered on disk across restarts."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._known: set[str] = set()
+        self._added: list[str] = []
+        if path is not None and path.exists():
+            self._known = set(path.read_text().split())
+
+    def known(self, digest: str) -> bool:
+        return digest in self._known
+
+    def remember(self, digest: str) -> None:
+        if digest not in self._known:
+            self._known.add(digest)
+            self._added.append(digest)
+
+    def save(self) -> None:
+        """Append new hashes; a cache that cannot be written only costs time next start."""
+        if self.path is None or not self._added:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write("".join(d + "\n" for d in self._added))
+            self._added.clear()
+        except OSError:
+            pass
+
+
+def validate_resource(
+    resource: dict[str, Any], source: str, memo: ValidationMemo | None = None
+) -> None:
+    """Raise ContentError for the first problem in `resource`."""
+    rtype = resource.get("resourceType")
+    if rtype not in RESOURCE_TYPES:
+        raise ContentError(source, "resourceType", f"'{rtype}' is not CodeSystem, ValueSet or ConceptMap")
+    for path, problem in _binding_errors(resource):
+        raise ContentError(source, path, problem)
+    digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    if memo is not None and memo.known(digest):
+        return
+    for path, problem in _model_errors(resource):
+        raise ContentError(source, path, problem)
+    if memo is not None:
+        memo.remember(digest)
+
+
+def read_resources(path: Path) -> list[LoadedResource]:
+    """The CodeSystem/ValueSet/ConceptMap resources in one JSON file (a Bundle is unpacked)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise ContentError(str(path), "(file)", f"not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ContentError(str(path), "(file)", "not a JSON object")
+    if data.get("resourceType") == "Bundle":
+        out = []
+        for i, entry in enumerate(data.get("entry", [])):
+            res = entry.get("resource")
+            if not isinstance(res, dict):
+                raise ContentError(str(path), f"Bundle.entry[{i}]", "entry has no resource")
+            out.append(LoadedResource(f"{path} (Bundle.entry[{i}])", res))
+        return out
+    return [LoadedResource(str(path), data)]
+
+
+def content_files(dirs: Iterable[Path]) -> list[Path]:
+    """The *.json files under each directory, sorted for a stable load order."""
+    files: list[Path] = []
+    for d in dirs:
+        if d.is_file():
+            files.append(d)
+        elif d.is_dir():
+            files.extend(sorted(p for p in d.rglob("*.json") if p.is_file()))
+        else:
+            raise ContentError(str(d), "(folder)", "does not exist")
+    return files
+
+
+def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Registry:
+    """Validate every resource in `dirs`, then build the registry; nothing is half-loaded."""
+    memo = ValidationMemo(memo_path)
+    loaded: list[LoadedResource] = []
+    for f in content_files(dirs):
+        for item in read_resources(f):
+            validate_resource(item.resource, item.source, memo)
+            loaded.append(item)
+    registry = Registry()
+    seen: dict[tuple[str, str, str | None], str] = {}
+    for item in loaded:
+        r = item.resource
+        key = (r["resourceType"], r.get("url", ""), r.get("version"))
+        if key in seen:
+            raise ContentError(item.source, f"{r['resourceType']}.url",
+                               f"{key[1]}|{key[2]} is also defined in {seen[key]}")
+        seen[key] = item.source
+        add_resource(registry, r)
+    memo.save()
+    return registry
+
+
+def add_resource(registry: Registry, resource: dict[str, Any]) -> None:
+    """Put one validated resource into the registry."""
+    rtype = resource["resourceType"]
+    if rtype == "CodeSystem":
+        if resource.get("content") == "supplement":
+            registry.add_supplement(resource)
+        else:
+            registry.add_code_system(make_provider(resource))
+    elif rtype == "ValueSet":
+        registry.add_value_set(resource)
+    elif rtype == "ConceptMap":
+        registry.add_concept_map(resource)
+
+
+# -- tx-resource: resources supplied with a request -------------------------------------------
+
+_TX_MEMO: OrderedDict[str, Any] = OrderedDict()
+_TX_LOCK = threading.Lock()
+_TX_MEMO_SIZE = 256
+
+
+def _provider_for_request(resource: dict[str, Any], where: str) -> Any:
+    """Validate and index a tx-resource CodeSystem, reusing the result for identical content."""
+    digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    with _TX_LOCK:
+        if digest in _TX_MEMO:
+            _TX_MEMO.move_to_end(digest)
+            return _TX_MEMO[digest]
+    try:
+        validate_resource(resource, where)
+    except ContentError as e:
+        raise BadRequest(f"Invalid tx-resource: {e.path}: {e.problem}", expression=where) from e
+    item = make_provider(resource) if resource.get("content") != "supplement" else resource
+    with _TX_LOCK:
+        _TX_MEMO[digest] = item
+        while len(_TX_MEMO) > _TX_MEMO_SIZE:
+            _TX_MEMO.popitem(last=False)
+    return item
+
+
+def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registry:
+    """A request-scoped registry with `resources` over `base`; base content always wins."""
+    if not resources:
+        return base
+    overlay = base.overlay()
+    for i, r in enumerate(resources):
+        where = f"Parameters.parameter[tx-resource][{i}]"
+        rtype = r.get("resourceType")
+        if rtype == "CodeSystem":
+            if base.has_code_system(r.get("url", "")):
+                continue  # never shadow the server's own code systems
+            item = _provider_for_request(r, where)
+            if isinstance(item, dict):
+                overlay.add_supplement(item)
+            else:
+                overlay.add_code_system(item)
+        elif rtype in ("ValueSet", "ConceptMap"):
+            try:
+                validate_resource(r, where)
+            except ContentError as e:
+                raise BadRequest(f"Invalid tx-resource: {e.path}: {e.problem}", expression=where) from e
+            add_resource(overlay, r)
+    return overlay

@@ -1,0 +1,204 @@
+"""Compose filters over concepts: one compiled object per (property, op, value).
+
+Shared by every provider that holds Concept objects: the FHIR in-memory provider uses it for
+all filters, the CPT provider for the ones it does not specialise. A filter either tests a
+concept (`matches`) or, when that is cheaper, lists the matching codes (`codes`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import regex
+
+from terminology.errors import BadRequest, TooCostly
+from terminology.providers.base import Concept
+
+# R4 filter-operator codes, plus the R5 ones the HL7 suite sends through the R4 extension.
+OPERATORS = frozenset(
+    {"=", "is-a", "descendent-of", "is-not-a", "regex", "in", "not-in", "generalizes",
+     "child-of", "descendent-leaf", "exists"}
+)
+REGEX_TIMEOUT_SECONDS = 1.0
+
+
+class HierarchyProvider(Protocol):
+    """What the generic filters need of a provider."""
+
+    url: str
+    case_sensitive: bool
+
+    def locate(self, code: str) -> Concept | None: ...
+    def descendants(self, code: str) -> list[str]: ...
+    def ancestors(self, code: str) -> set[str]: ...
+
+
+class PredicateFilter:
+    """A filter that tests concepts one by one."""
+
+    def __init__(self, test: Callable[[Concept], bool]) -> None:
+        self._test = test
+
+    def matches(self, concept: Concept) -> bool:
+        """Whether the concept satisfies the filter."""
+        return self._test(concept)
+
+    def codes(self) -> Iterable[str] | None:
+        """None: iterate the code system and test each concept."""
+        return None
+
+
+class CodeSetFilter:
+    """A filter whose matches are a precomputed set of codes (hierarchy filters)."""
+
+    def __init__(self, ordered: list[str]) -> None:
+        self._ordered = ordered
+        self._set = frozenset(ordered)
+
+    def matches(self, concept: Concept) -> bool:
+        """Whether the concept's code is in the set."""
+        return concept.code in self._set
+
+    def codes(self) -> Iterable[str] | None:
+        """The matching codes in hierarchy order."""
+        return self._ordered
+
+
+def compile_regex(pattern: str) -> regex.Pattern[str]:
+    """A compiled pattern, or a 400 naming the bad pattern."""
+    try:
+        return regex.compile(pattern)
+    except regex.error as e:
+        raise BadRequest(
+            f"The regex '{pattern}' is not valid: {e}", expression="ValueSet.compose.include.filter"
+        ) from e
+
+
+def regex_full_match(pattern: regex.Pattern[str], text: str | None) -> bool:
+    """Full match with a time budget: a catastrophic pattern is too-costly, not a hung worker."""
+    if text is None:
+        return False
+    try:
+        return pattern.fullmatch(text, timeout=REGEX_TIMEOUT_SECONDS) is not None
+    except TimeoutError as e:
+        raise TooCostly(
+            f"The regex '{pattern.pattern}' took too long to evaluate",
+            message_id="REGEX_TOO_COSTLY",
+        ) from e
+
+
+def _split_values(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _property_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):  # valueCoding
+        return str(value.get("code", ""))
+    return str(value)
+
+
+def _code_filter(cs: HierarchyProvider, op: str, value: str) -> CodeSetFilter | PredicateFilter:
+    def norm(code: str) -> str:
+        return code if cs.case_sensitive else code.lower()
+
+    if op in ("is-a", "descendent-of", "child-of", "descendent-leaf", "generalizes"):
+        root = cs.locate(value)
+        if root is None:
+            return CodeSetFilter([])
+        if op == "is-a":
+            return CodeSetFilter([root.code, *cs.descendants(root.code)])
+        if op == "descendent-of":
+            return CodeSetFilter(cs.descendants(root.code))
+        if op == "child-of":
+            return CodeSetFilter(list(root.children))
+        if op == "generalizes":
+            return CodeSetFilter([root.code, *sorted(cs.ancestors(root.code))])
+        leaves = [k for k in cs.descendants(root.code) if not _children_of(cs, k)]
+        return CodeSetFilter(leaves)
+    if op == "is-not-a":
+        root = cs.locate(value)
+        excluded = frozenset([root.code, *cs.descendants(root.code)]) if root else frozenset()
+        return PredicateFilter(lambda c: c.code not in excluded)
+    if op == "=":
+        target = norm(value)
+        return PredicateFilter(lambda c: norm(c.code) == target)
+    if op in ("in", "not-in"):
+        wanted = {norm(v) for v in _split_values(value)}
+        if op == "in":
+            return PredicateFilter(lambda c: norm(c.code) in wanted)
+        return PredicateFilter(lambda c: norm(c.code) not in wanted)
+    if op == "regex":
+        pattern = compile_regex(value)
+        return PredicateFilter(lambda c: regex_full_match(pattern, c.code))
+    if op == "exists":
+        return PredicateFilter(lambda c: value.lower() == "true")
+    raise _unsupported(cs, "concept", op, value)
+
+
+def _children_of(cs: HierarchyProvider, code: str) -> list[str]:
+    concept = cs.locate(code)
+    return concept.children if concept else []
+
+
+def _value_filter(
+    cs: HierarchyProvider, prop: str, op: str, value: str, get: Callable[[Concept], list[Any]]
+) -> PredicateFilter:
+    if op == "=":
+        return PredicateFilter(lambda c: any(_property_text(v) == value for v in get(c)))
+    if op in ("in", "not-in"):
+        wanted = set(_split_values(value))
+        if op == "in":
+            return PredicateFilter(lambda c: any(_property_text(v) in wanted for v in get(c)))
+        return PredicateFilter(lambda c: not any(_property_text(v) in wanted for v in get(c)))
+    if op == "regex":
+        pattern = compile_regex(value)
+        return PredicateFilter(
+            lambda c: any(regex_full_match(pattern, _property_text(v)) for v in get(c))
+        )
+    if op == "exists":
+        want = value.lower() == "true"
+        return PredicateFilter(lambda c: bool(get(c)) == want)
+    raise _unsupported(cs, prop, op, value)
+
+
+def _unsupported(cs: HierarchyProvider, prop: str, op: str, value: str) -> BadRequest:
+    return BadRequest(
+        f"The filter '{prop} {op} {value}' is not supported for the code system '{cs.url}'",
+        code="not-supported",
+        expression="ValueSet.compose.include.filter",
+        message_id="FILTER_NOT_UNDERSTOOD",
+    )
+
+
+def generic_filter(cs: HierarchyProvider, prop: str, op: str, value: str) -> Any:
+    """Compile the filter `prop op value` over a concept-holding provider."""
+    if op not in OPERATORS:
+        raise _unsupported(cs, prop, op, value)
+    if prop in ("concept", "code"):
+        return _code_filter(cs, op, value)
+    if prop == "display":
+        return _value_filter(cs, prop, op, value, lambda c: [c.display] if c.display else [])
+    if prop == "parent":
+        return _value_filter(cs, prop, op, value, lambda c: list(c.parents))
+    if prop == "child":
+        return _value_filter(cs, prop, op, value, lambda c: list(c.children))
+    if prop in ("inactive",):
+        return _value_filter(cs, prop, op, value, lambda c: [c.inactive])
+    return _value_filter(cs, prop, op, value, lambda c: c.property_values(prop))
+
+
+class Deadline:
+    """A request time budget checked inside long loops (expansion, regex scans)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+        self._seconds = seconds
+
+    def check(self, what: str = "The operation") -> None:
+        """Raise too-costly once the budget is spent."""
+        if time.monotonic() > self._end:
+            raise TooCostly(f"{what} took longer than the {self._seconds:g} s time limit")

@@ -1,0 +1,125 @@
+"""GET metadata: the CapabilityStatement and (mode=terminology) TerminologyCapabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from terminology import __version__
+from terminology.registry import Registry
+
+SOFTWARE = "CPT imaging terminology server"
+RELEASE_DATE = "2026-11-26"
+OPERATION_BASE = "http://hl7.org/fhir/OperationDefinition/"
+FEATURE_EXT = "http://hl7.org/fhir/uv/application-feature/StructureDefinition/feature"
+
+# (resource type, operation name, definition) for every operation the server answers.
+OPERATIONS: list[tuple[str, str, str]] = [
+    ("CodeSystem", "lookup", OPERATION_BASE + "CodeSystem-lookup"),
+    ("CodeSystem", "validate-code", OPERATION_BASE + "CodeSystem-validate-code"),
+    ("CodeSystem", "subsumes", OPERATION_BASE + "CodeSystem-subsumes"),
+    ("ValueSet", "expand", OPERATION_BASE + "ValueSet-expand"),
+    ("ValueSet", "validate-code", OPERATION_BASE + "ValueSet-validate-code"),
+    ("ConceptMap", "translate", OPERATION_BASE + "ConceptMap-translate"),
+]
+EXPANSION_PARAMETERS = [
+    "activeOnly", "check-system-version", "count", "default-valueset-version", "designation",
+    "displayLanguage", "excludeNested", "excludeNotForUI", "filter", "force-system-version",
+    "includeDefinition", "includeDesignations", "offset", "property", "system-version",
+    "tx-resource",
+]
+
+
+def _feature(definition: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"url": FEATURE_EXT, "extension": [
+        {"url": "definition", "valueCanonical": definition}, {"url": "value", **value},
+    ]}
+
+
+def capability_statement(registry: Registry, base_url: str, operations: set[str]) -> dict[str, Any]:
+    """The CapabilityStatement; `operations` names the operations currently routed."""
+    resources = []
+    for rtype in ("CodeSystem", "ValueSet", "ConceptMap"):
+        ops = [{"name": name, "definition": d} for t, name, d in OPERATIONS
+               if t == rtype and f"{t}/{name}" in operations]
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": n, "type": t} for n, t in
+                (("url", "uri"), ("version", "token"), ("name", "string"),
+                 ("title", "string"), ("status", "token"))
+            ],
+        }
+        if ops:
+            entry["operation"] = ops
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "extension": [
+            _feature("http://hl7.org/fhir/uv/tx-tests/FeatureDefinition/test-version",
+                     {"valueCode": "1.7.8"}),
+            _feature("http://hl7.org/fhir/uv/tx-ecosystem/FeatureDefinition/CodeSystemAsParameter",
+                     {"valueBoolean": True}),
+        ],
+        "url": f"{base_url}/metadata",
+        "version": __version__,
+        "name": "CptImagingTerminologyServer",
+        "title": "CPT imaging terminology server",
+        "status": "active",
+        "date": RELEASE_DATE,
+        "publisher": "CPT imaging terminology server project",
+        "kind": "instance",
+        "instantiates": ["http://hl7.org/fhir/CapabilityStatement/terminology-server"],
+        "software": {"name": SOFTWARE, "version": __version__, "releaseDate": RELEASE_DATE},
+        "implementation": {"description": SOFTWARE, "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/json"],
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "operation": [{"name": "versions", "definition": OPERATION_BASE + "versions"}],
+        }],
+    }
+
+
+def terminology_capabilities(registry: Registry, base_url: str) -> dict[str, Any]:
+    """TerminologyCapabilities: each code system and version, expansion parameters."""
+    systems: dict[str, list[str | None]] = {}
+    for provider in registry.providers():
+        systems.setdefault(provider.url, []).append(provider.version)
+    code_systems = []
+    for url, versions in sorted(systems.items()):
+        entry: dict[str, Any] = {"uri": url}
+        known = [v for v in versions if v]
+        if known:
+            entry["version"] = [{"code": v, "isDefault": v == max(known)} for v in sorted(known)]
+        code_systems.append(entry)
+    return {
+        "resourceType": "TerminologyCapabilities",
+        "url": f"{base_url}/metadata?mode=terminology",
+        "version": __version__,
+        "name": "CptImagingTerminologyCapabilities",
+        "title": "CPT imaging terminology server capabilities",
+        "status": "active",
+        "date": RELEASE_DATE,
+        "kind": "instance",
+        "software": {"name": SOFTWARE, "version": __version__},
+        "codeSystem": code_systems,
+        "expansion": {
+            "hierarchical": True,
+            "paging": True,
+            "parameter": [{"name": n} for n in EXPANSION_PARAMETERS],
+            "textFilter": "Word prefixes, case-insensitive, over displays and designations",
+        },
+        "codeSearch": "all",
+        "validateCode": {"translations": False},
+        "translation": {"needsMap": True},
+    }
+
+
+def versions() -> dict[str, Any]:
+    """The $versions answer: the FHIR versions this server speaks."""
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "version", "valueString": "4.0"},
+        {"name": "default", "valueString": "4.0"},
+    ]}

@@ -1,0 +1,194 @@
+"""Canonical resources by url|version, with request-scoped overlays for tx-resource.
+
+The loaded registry is built once at start-up and never changed by a request. A request that
+carries `tx-resource` parameters gets an overlay: a child registry that sees its own resources
+first and the loaded content underneath. A tx-resource never replaces a code system the server
+itself holds (issue: hardening), so a request cannot change what `$lookup` of CPT answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from terminology.providers.base import CodeSystemProvider
+
+_NUM = re.compile(r"(\d+)")
+
+
+def version_key(version: str | None) -> tuple[Any, ...]:
+    """A sort key that orders versions the way people read them (1.10 after 1.9)."""
+    if version is None:
+        return ()
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in _NUM.split(version) if p)
+
+
+def split_canonical(url: str) -> tuple[str, str | None]:
+    """'url|version' -> (url, version)."""
+    if "|" in url:
+        base, _, version = url.partition("|")
+        return base, version or None
+    return url, None
+
+
+def version_matches(pattern: str, version: str | None) -> bool:
+    """Whether `version` satisfies `pattern` ('1.0.x' / '1.x' wildcards allowed)."""
+    if version is None:
+        return False
+    if pattern == version:
+        return True
+    if "x" not in pattern and "*" not in pattern:
+        return False
+    want = pattern.split(".")
+    have = version.split(".")
+    for i, part in enumerate(want):
+        if part in ("x", "*"):
+            continue
+        if i >= len(have) or have[i] != part:
+            return False
+    return True
+
+
+class _Canonicals:
+    """url -> {version -> item}, in load order."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str | None, Any]] = {}
+
+    def add(self, url: str, version: str | None, item: Any) -> None:
+        self.items.setdefault(url, {})[version] = item
+
+    def get(self, url: str, version: str | None) -> Any | None:
+        versions = self.items.get(url)
+        if not versions:
+            return None
+        if version is None:
+            return versions[max(versions, key=version_key)]
+        if version in versions:
+            return versions[version]
+        matching = [v for v in versions if version_matches(version, v)]
+        return versions[max(matching, key=version_key)] if matching else None
+
+    def versions(self, url: str) -> list[str | None]:
+        return sorted(self.items.get(url, {}), key=version_key)
+
+
+class Registry:
+    """Code systems (providers), value sets and concept maps by canonical url and version."""
+
+    def __init__(self, parent: Registry | None = None) -> None:
+        self.parent = parent
+        self._code_systems = _Canonicals()
+        self._value_sets = _Canonicals()
+        self._concept_maps = _Canonicals()
+        self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
+        self._supplements: dict[str, list[dict[str, Any]]] = {}
+
+    # -- adding ----------------------------------------------------------------------------
+
+    def add_code_system(self, provider: CodeSystemProvider) -> None:
+        """Register a provider under its url and version."""
+        self._code_systems.add(provider.url, provider.version, provider)
+        rid = provider.resource.get("id")
+        if rid and self.parent is None:
+            self._by_id[("CodeSystem", rid)] = provider.resource
+
+    def add_supplement(self, resource: dict[str, Any]) -> None:
+        """Register a CodeSystem with content=supplement under the system it supplements."""
+        base, _ = split_canonical(resource.get("supplements", ""))
+        self._supplements.setdefault(base, []).append(resource)
+        self._code_systems.add(resource.get("url", ""), resource.get("version"), None)
+
+    def add_value_set(self, resource: dict[str, Any]) -> None:
+        """Register a ValueSet resource dict."""
+        self._value_sets.add(resource.get("url", ""), resource.get("version"), resource)
+        if resource.get("id") and self.parent is None:
+            self._by_id[("ValueSet", resource["id"])] = resource
+
+    def add_concept_map(self, resource: dict[str, Any]) -> None:
+        """Register a ConceptMap resource dict."""
+        self._concept_maps.add(resource.get("url", ""), resource.get("version"), resource)
+        if resource.get("id") and self.parent is None:
+            self._by_id[("ConceptMap", resource["id"])] = resource
+
+    # -- finding ---------------------------------------------------------------------------
+
+    def code_system(self, url: str, version: str | None = None) -> CodeSystemProvider | None:
+        """The provider for url (and version; newest when None), overlay first."""
+        url, embedded = split_canonical(url)
+        version = version or embedded
+        found = self._code_systems.get(url, version)
+        if found is None and self.parent is not None:
+            return self.parent.code_system(url, version)
+        return found
+
+    def has_code_system(self, url: str) -> bool:
+        """Whether any version of `url` is known (here or underneath)."""
+        url, _ = split_canonical(url)
+        if url in self._code_systems.items:
+            return True
+        return self.parent is not None and self.parent.has_code_system(url)
+
+    def code_system_versions(self, url: str) -> list[str | None]:
+        """Every known version of a code system, oldest first."""
+        own = self._code_systems.versions(url)
+        below = self.parent.code_system_versions(url) if self.parent else []
+        return sorted(set(own) | set(below), key=version_key)
+
+    def supplements(self, url: str) -> list[dict[str, Any]]:
+        """CodeSystem supplements registered for `url`."""
+        below = self.parent.supplements(url) if self.parent else []
+        return below + self._supplements.get(url, [])
+
+    def value_set(self, url: str, version: str | None = None) -> dict[str, Any] | None:
+        """The ValueSet resource for url (and version; newest when None), overlay first."""
+        url, embedded = split_canonical(url)
+        version = version or embedded
+        found = self._value_sets.get(url, version)
+        if found is None and self.parent is not None:
+            return self.parent.value_set(url, version)
+        return found
+
+    def value_set_versions(self, url: str) -> list[str | None]:
+        """Every known version of a value set, oldest first."""
+        own = self._value_sets.versions(url)
+        below = self.parent.value_set_versions(url) if self.parent else []
+        return sorted(set(own) | set(below), key=version_key)
+
+    def concept_map(self, url: str, version: str | None = None) -> dict[str, Any] | None:
+        """The ConceptMap for url (and version), overlay first."""
+        url, embedded = split_canonical(url)
+        found = self._concept_maps.get(url, version or embedded)
+        if found is None and self.parent is not None:
+            return self.parent.concept_map(url, version or embedded)
+        return found
+
+    def concept_maps(self) -> Iterator[dict[str, Any]]:
+        """Every ConceptMap, overlay first."""
+        for versions in self._concept_maps.items.values():
+            yield from versions.values()
+        if self.parent is not None:
+            yield from self.parent.concept_maps()
+
+    def by_id(self, resource_type: str, rid: str) -> dict[str, Any] | None:
+        """A loaded resource by type and id (the server's own content only)."""
+        root = self
+        while root.parent is not None:
+            root = root.parent
+        return root._by_id.get((resource_type, rid))
+
+    def resources(self, resource_type: str) -> list[dict[str, Any]]:
+        """Every loaded resource of a type (server content), in load order."""
+        root = self
+        while root.parent is not None:
+            root = root.parent
+        return [r for (t, _), r in root._by_id.items() if t == resource_type]
+
+    def providers(self) -> list[CodeSystemProvider]:
+        """Every loaded code system provider (server content)."""
+        return [p for vs in self._code_systems.items.values() for p in vs.values() if p]
+
+    def overlay(self) -> Registry:
+        """A request-scoped child registry; adding to it never changes this one."""
+        return Registry(parent=self)

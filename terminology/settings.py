@@ -1,0 +1,62 @@
+"""One Settings object: content paths, limits and server options, from env vars and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+BUNDLED_CONTENT = Path(__file__).resolve().parent.parent / "codesystems"
+
+
+def _env_list(name: str) -> list[Path]:
+    raw = os.environ.get(name, "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+@dataclass
+class Settings:
+    """Everything an operator can configure. Env vars are TX_<FIELD NAME IN UPPER CASE>."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    content_dirs: list[Path] = field(default_factory=lambda: [BUNDLED_CONTENT])
+    cpt_databases: list[Path] = field(default_factory=list)
+    # Limits, enforced in one place each.
+    max_expansion_size: int = 10_000  # unpaged expansions larger than this are too-costly
+    max_cpt_expansion: int = 1_000  # tx.fhir.org caps CPT at 1000; the operator decides
+    max_body_bytes: int = 10 * 1024 * 1024
+    request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
+    max_regex_length: int = 500
+    workers: int = 2
+    threads: int = 4
+    log_level: str = "info"
+    cache_dir: Path | None = None  # remembers validated content hashes; None: ~/.cache
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings with defaults overridden by TX_* environment variables."""
+        s = cls()
+        for f in fields(cls):
+            key = "TX_" + f.name.upper()
+            if key not in os.environ:
+                continue
+            raw = os.environ[key]
+            if f.name in ("content_dirs", "cpt_databases"):
+                setattr(s, f.name, _env_list(key))
+            elif f.name == "cache_dir":
+                s.cache_dir = Path(raw)
+            elif isinstance(getattr(s, f.name), bool):
+                setattr(s, f.name, raw.lower() in ("1", "true", "yes"))
+            elif isinstance(getattr(s, f.name), int):
+                setattr(s, f.name, int(raw))
+            elif isinstance(getattr(s, f.name), float):
+                setattr(s, f.name, float(raw))
+            else:
+                setattr(s, f.name, raw)
+        return s
+
+    def validation_cache(self) -> Path:
+        """Where hashes of content already validated with fhir.resources are remembered."""
+        base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "cpt-terminology" / "validated.txt"
