@@ -7,6 +7,7 @@ error, ours, Werkzeug's or unexpected, leaves as an OperationOutcome in applicat
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -34,6 +35,7 @@ from terminology.registry import Registry
 from terminology.settings import Settings
 
 log = logging.getLogger("terminology")
+access_log = logging.getLogger("terminology.access")
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -109,13 +111,33 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @app.before_request
     def _start() -> None:
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        _check_accept()
+        g.started = time.perf_counter()
+        g.request_id = _request_id(request.headers.get("X-Request-Id"))
+        if request.path.startswith("/fhir"):
+            _check_accept()
 
     @app.after_request
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(orjson.dumps({
+                "request_id": g.get("request_id", ""), "method": request.method,
+                "path": request.path, "status": resp.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            }).decode())
         return resp
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Liveness: the process answers."""
+        return Response(b'{"status":"ok"}', content_type="application/json")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Readiness: all content is loaded (the app exists only after loading completes)."""
+        body = {"status": "ready", "codeSystems": len(registry.providers()),
+                "valueSets": len(registry.resources("ValueSet"))}
+        return Response(orjson.dumps(body), content_type="application/json")
 
     @app.get("/fhir/metadata")
     def metadata() -> Response:
@@ -170,6 +192,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return error_response(exc)
 
     return app
+
+
+def _request_id(sent: str | None) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new one."""
+    if sent and len(sent) <= 200 and sent.isprintable():
+        return sent
+    return uuid.uuid4().hex
 
 
 def _known_type(rtype: str) -> None:

@@ -1,0 +1,137 @@
+"""Shared fixtures: registries built from test content, the Flask test client, a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from terminology.app import create_app
+from terminology.content import load_registry
+from terminology.registry import Registry
+from terminology.settings import BUNDLED_CONTENT, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+SHARED = REPO.parent / "shared"
+CPT_URL = "http://www.ama-assn.org/go/cpt"
+BODY_SITE = "http://example.test/fhir/CodeSystem/body-site"
+
+
+def load_json(name: str) -> dict[str, Any]:
+    """A JSON file from tests/data."""
+    return orjson.loads((DATA / name).read_bytes())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The bundled content plus the test code systems in tests/data."""
+    return load_registry([BUNDLED_CONTENT, DATA])
+
+
+@pytest.fixture(scope="session")
+def app(registry: Registry) -> Any:
+    """The Flask app over the test registry."""
+    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA])
+    return create_app(settings, registry)
+
+
+@pytest.fixture()
+def client(app: Any) -> Any:
+    """A Flask test client."""
+    return app.test_client()
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server (`terminology serve`, production WSGI server) on 127.0.0.1; its base url."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "TX_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "terminology.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--content", str(DATA)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield f"{base}/fhir"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def assert_fhir_valid(body: dict[str, Any]) -> None:
+    """Fail unless `body` validates as its FHIR R4 resource type (fhir.resources R4B models)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    get_fhir_model_class(body["resourceType"]).model_validate(body)
+
+
+def assert_outcome(resp: Any, status: int, text_fragment: str = "", expression: str | None = None) -> dict[str, Any]:
+    """Check an error response: status, FHIR JSON content type, a valid OperationOutcome."""
+    assert resp.status_code == status, resp.get_data(as_text=True) if hasattr(resp, "get_data") else resp.text
+    ctype = resp.headers["Content-Type"]
+    assert ctype.startswith("application/fhir+json"), ctype
+    body = resp.get_json() if hasattr(resp, "get_json") else resp.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert_fhir_valid(body)
+    issue = body["issue"][0]
+    assert issue["severity"] in ("error", "fatal")
+    assert text_fragment.lower() in issue["details"]["text"].lower()
+    if expression is not None:
+        assert issue.get("expression") == [expression]
+    return body  # type: ignore[no-any-return]
+
+
+def param_value(params: dict[str, Any], name: str) -> Any:
+    """The value[x] of the first parameter called `name` (None when absent)."""
+    for p in params.get("parameter", []):
+        if p["name"] == name:
+            for k, v in p.items():
+                if k.startswith("value"):
+                    return v
+            return p.get("resource", p.get("part"))
+    return None
+
+
+def properties(params: dict[str, Any]) -> dict[str, list[Any]]:
+    """$lookup property parts as {code: [values]}."""
+    out: dict[str, list[Any]] = {}
+    for p in params.get("parameter", []):
+        if p["name"] != "property":
+            continue
+        parts = {x["name"]: x for x in p["part"]}
+        value = next(v for k, v in parts["value"].items() if k.startswith("value"))
+        out.setdefault(parts["code"]["valueCode"], []).append(value)
+    return out
