@@ -1,0 +1,589 @@
+"""ValueSet.compose evaluation, shared by $expand and $validate-code.
+
+Two questions are asked of a compose:
+
+* `check_membership`: is system|code in the value set? Answered without expanding the value
+  set: the code is located in the provider and each filter's `matches()` is tested.
+* `expand_compose`: every member, in order, with hierarchy where the code system has one.
+
+R4 ValueSet.compose: a code is in the value set when some include selects it and no exclude
+does. Within one include, `system` (+concept list / filters) and `valueSet` imports are
+intersected; the includes are unioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from terminology.errors import FhirError, Issue, NotFound, TooCostly, Unprocessable
+from terminology.filters import Deadline
+from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter, Designation
+from terminology.registry import Registry, split_canonical, version_matches
+
+# R5 filter operators carried in R4 by this extension on `_op` (child-of, descendent-leaf).
+FILTER_OP_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.compose.include.filter.op"
+HIERARCHY_OPS = frozenset({"is-a", "descendent-of"})
+
+
+@dataclass
+class ComposeOptions:
+    """What affects evaluation of a compose (request parameters that change membership)."""
+
+    active_only: bool = False
+    system_versions: dict[str, str] = field(default_factory=dict)  # system-version
+    force_versions: dict[str, str] = field(default_factory=dict)  # force-system-version
+    check_versions: dict[str, str] = field(default_factory=dict)  # check-system-version
+    default_valueset_versions: dict[str, str] = field(default_factory=dict)
+    exclude_not_for_ui: bool = False
+    deadline: Deadline | None = None
+
+
+# -- value sets and code systems --------------------------------------------------------------
+
+
+def vs_canonical(value_set: dict[str, Any]) -> str:
+    """'url|version' (or just url) of a value set, as messages quote it."""
+    url = value_set.get("url", "")
+    version = value_set.get("version")
+    return f"{url}|{version}" if version else url
+
+
+def resolve_value_set(
+    registry: Registry, url: str, version: str | None, options: ComposeOptions | None = None
+) -> dict[str, Any]:
+    """The ValueSet for url (+version, or the default-valueset-version); NotFound otherwise."""
+    base, embedded = split_canonical(url)
+    version = version or embedded
+    if version is None and options is not None:
+        version = options.default_valueset_versions.get(base)
+    found = registry.value_set(base, version)
+    if found is None:
+        shown = f"{base}|{version}" if version else base
+        raise NotFound(
+            f"A definition for the value Set '{shown}' could not be found",
+            message_id="Unable_to_resolve_value_Set_", tx_code="not-found",
+        )
+    return found
+
+
+def _resolve_import(
+    registry: Registry, ref: str, options: ComposeOptions
+) -> dict[str, Any]:
+    """An imported value set (compose.include.valueSet); NotFound names the import."""
+    base, version = split_canonical(ref)
+    version = version or options.default_valueset_versions.get(base)
+    found = registry.value_set(base, version)
+    if found is not None:
+        return found
+    if version:
+        raise NotFound(
+            f"Unable to find included value set '{base}' version '{version}'",
+            message_id="VS_EXP_IMPORT_UNK_PINNED", tx_code="not-found",
+        )
+    raise NotFound(
+        f"Unable to find included value set '{base}'",
+        message_id="VS_EXP_IMPORT_UNK", tx_code="not-found",
+    )
+
+
+def choose_version(
+    system: str, include_version: str | None, options: ComposeOptions,
+    coding_version: str | None = None,
+) -> str | None:
+    """The code system version an include uses: forced > pinned > coding's > default > newest."""
+    if system in options.force_versions:
+        return options.force_versions[system]
+    return include_version or coding_version or options.system_versions.get(system)
+
+
+def _known_versions(registry: Registry, system: str) -> str:
+    versions = [v for v in registry.code_system_versions(system) if v]
+    return " or ".join(versions) if versions else "(none)"
+
+
+def resolve_include_provider(
+    registry: Registry, system: str, version: str | None, *, purpose: str = "expanded"
+) -> CodeSystemProvider:
+    """The provider for an include's system|version, or a NotFound worded as tx.fhir.org's.
+
+    purpose: 'expanded' ($expand: "...so the value set cannot be expanded") or 'validated'.
+    """
+    provider = registry.code_system(system, version)
+    if provider is not None:
+        return provider
+    what = "the value set cannot be expanded" if purpose == "expanded" else "the code cannot be validated"
+    if version is not None and registry.has_code_system(system):
+        raise NotFound(
+            f"A definition for CodeSystem '{system}' version '{version}' could not be found, "
+            f"so {what}. Valid versions: {_known_versions(registry, system)}",
+            message_id="UNKNOWN_CODESYSTEM_VERSION_EXP" if purpose == "expanded" else "UNKNOWN_CODESYSTEM_VERSION",
+            tx_code="not-found",
+        )
+    raise NotFound(
+        f"A definition for CodeSystem '{system}' could not be found, so {what}",
+        message_id="UNKNOWN_CODESYSTEM_EXP" if purpose == "expanded" else "UNKNOWN_CODESYSTEM",
+        tx_code="not-found",
+    )
+
+
+def _check_version(provider: CodeSystemProvider, options: ComposeOptions) -> None:
+    """check-system-version: the version used must match the one the client requires."""
+    wanted = options.check_versions.get(provider.url)
+    if wanted is None or version_matches(wanted, provider.version) or wanted == provider.version:
+        return
+    raise Unprocessable(
+        f"The version '{provider.version}' is not allowed for system '{provider.url}': "
+        f"required version '{wanted}' by the check-system-version parameter",
+        code="exception", message_id="VALUESET_VERSION_CHECK", tx_code="version-error",
+    )
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def filter_op(raw: dict[str, Any]) -> str | None:
+    """A filter's operator, including R5 operators sent as the R4 `_op` extension."""
+    op = raw.get("op")
+    if op:
+        return str(op)
+    for ext in (raw.get("_op") or {}).get("extension", []):
+        if ext.get("url") == FILTER_OP_EXT:
+            return ext.get("valueCode")
+    return None
+
+
+def compile_filters(
+    provider: CodeSystemProvider, include: dict[str, Any], where: str
+) -> list[ConceptFilter]:
+    """The include's filters compiled against `provider`; 400 for a malformed filter."""
+    out = []
+    for j, raw in enumerate(include.get("filter", [])):
+        prop, op, value = raw.get("property"), filter_op(raw), raw.get("value")
+        if value is None or value == "":
+            raise FhirError(
+                f"The system {provider.url} filter with property = {prop}, op = {op} has no value",
+                expression=f"{where}.filter[{j}]", tx_code="vs-invalid",
+                message_id="UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE",
+            )
+        if not prop or not op:
+            raise FhirError(
+                f"The filter {where}.filter[{j}] needs a property and an op",
+                expression=f"{where}.filter[{j}]", tx_code="vs-invalid",
+            )
+        out.append(provider.filter(str(prop), op, str(value)))
+    return out
+
+
+# -- the evaluation context -------------------------------------------------------------------
+
+
+class _Evaluation:
+    """State of one evaluation: registry, options, the import stack (for cycles), caches."""
+
+    def __init__(self, registry: Registry, options: ComposeOptions, purpose: str) -> None:
+        self.registry = registry
+        self.options = options
+        self.purpose = purpose
+        self.stack: list[str] = []
+        self.used_systems: list[str] = []
+        self.used_valuesets: list[str] = []
+        self.providers: list[CodeSystemProvider] = []
+        self.issues: list[Issue] = []
+        self.max_size: int | None = None
+        self._expanded: dict[str, list[ExpansionEntry]] = {}
+
+    def tick(self) -> None:
+        """Honour the request deadline inside long loops."""
+        if self.options.deadline is not None:
+            self.options.deadline.check("The value set expansion")
+
+    def enter(self, value_set: dict[str, Any], action: str = "processing") -> str:
+        """Push a value set on the import stack; a value set already on it is a cycle."""
+        key = vs_canonical(value_set)
+        if key in self.stack:
+            path = ", ".join(self.stack)
+            raise Unprocessable(
+                f"Found a circularity pointing to {key} {action} ValueSet with pathway [{path}]",
+                message_id="VALUESET_CIRCULAR_REFERENCE", tx_code="vs-invalid",
+            )
+        self.stack.append(key)
+        return key
+
+    def leave(self) -> None:
+        self.stack.pop()
+
+    def provider_for(self, include: dict[str, Any], coding_version: str | None = None) -> CodeSystemProvider:
+        """The provider an include uses (version rules applied), recorded as used."""
+        system = str(include.get("system"))
+        version = choose_version(system, include.get("version"), self.options, coding_version)
+        provider = resolve_include_provider(self.registry, system, version, purpose=self.purpose)
+        _check_version(provider, self.options)
+        used = f"{provider.url}|{provider.version}" if provider.version else provider.url
+        if used not in self.used_systems:
+            self.used_systems.append(used)
+            self.providers.append(provider)
+        return provider
+
+    def import_value_set(self, ref: str) -> dict[str, Any]:
+        vs = _resolve_import(self.registry, ref, self.options)
+        key = vs_canonical(vs)
+        if key not in self.used_valuesets:
+            self.used_valuesets.append(key)
+        return vs
+
+
+def _selectable(concept: Concept, options: ComposeOptions) -> bool:
+    """activeOnly drops inactive concepts; excludeNotForUI drops abstract (notSelectable) ones."""
+    if options.active_only and concept.inactive:
+        return False
+    return not (options.exclude_not_for_ui and concept.abstract)
+
+
+def _include_concept_codes(provider: CodeSystemProvider, include: dict[str, Any]) -> set[str] | None:
+    """Codes an include enumerates (normalised for case), or None when it lists none."""
+    if "concept" not in include:
+        return None
+    fold = not provider.case_sensitive
+    return {(c.get("code", "").lower() if fold else c.get("code", "")) for c in include["concept"]}
+
+
+# -- membership -------------------------------------------------------------------------------
+
+
+@dataclass
+class MembershipResult:
+    """The answer to "is system|code in this value set?"."""
+
+    found: bool
+    concept: Concept | None = None
+    provider: CodeSystemProvider | None = None
+    system_known: bool = True
+    issues: list[Issue] = field(default_factory=list)
+
+
+def _in_system_part(
+    ev: _Evaluation, include: dict[str, Any], where: str, system: str | None, code: str,
+    version: str | None,
+) -> tuple[Concept, CodeSystemProvider] | None:
+    """The concept when the include's system/concept/filter part selects system|code."""
+    if system is not None and include.get("system") != system:
+        return None
+    provider = ev.provider_for(include, version)
+    concept = provider.locate(code)
+    if concept is None or not _selectable(concept, ev.options):
+        return None
+    listed = _include_concept_codes(provider, include)
+    if listed is not None:
+        key = concept.code if provider.case_sensitive else concept.code.lower()
+        if key not in listed:
+            return None
+    for f in compile_filters(provider, include, where):
+        if not f.matches(concept):
+            return None
+    return concept, provider
+
+
+def _include_selects(
+    ev: _Evaluation, include: dict[str, Any], where: str, system: str | None, code: str,
+    version: str | None,
+) -> tuple[Concept | None, CodeSystemProvider | None] | None:
+    """(concept, provider) when the include selects the code; None when it does not."""
+    hit: tuple[Concept | None, CodeSystemProvider | None] = (None, None)
+    if include.get("system"):
+        found = _in_system_part(ev, include, where, system, code, version)
+        if found is None:
+            return None
+        hit = found
+        system = found[1].url
+    for ref in include.get("valueSet", []):
+        sub = _membership(ev, ev.import_value_set(ref), system, code, version)
+        if not sub.found:
+            return None
+        if hit[0] is None:
+            hit = (sub.concept, sub.provider)
+    return hit
+
+
+def _membership(
+    ev: _Evaluation, value_set: dict[str, Any], system: str | None, code: str, version: str | None
+) -> MembershipResult:
+    ev.enter(value_set)
+    try:
+        compose = value_set.get("compose")
+        if compose is None:
+            return _membership_in_expansion(ev, value_set, system, code, version)
+        result = MembershipResult(False)
+        for i, include in enumerate(compose.get("include", [])):
+            ev.tick()
+            hit = _include_selects(ev, include, f"ValueSet.compose.include[{i}]", system, code, version)
+            if hit is not None:
+                result = MembershipResult(True, hit[0], hit[1])
+                break
+        if result.found:
+            for i, exclude in enumerate(compose.get("exclude", [])):
+                sys = result.provider.url if result.provider else system
+                if _include_selects(ev, exclude, f"ValueSet.compose.exclude[{i}]", sys, code, version):
+                    return MembershipResult(False, result.concept, result.provider)
+        return result
+    finally:
+        ev.leave()
+
+
+def _membership_in_expansion(
+    ev: _Evaluation, value_set: dict[str, Any], system: str | None, code: str, version: str | None
+) -> MembershipResult:
+    """A value set given only as an expansion: search its contains."""
+    for item in _walk_contains(value_set.get("expansion", {}).get("contains", [])):
+        if item.get("code") == code and (system is None or item.get("system") == system):
+            if version and item.get("version") and item.get("version") != version:
+                continue
+            provider = ev.registry.code_system(item.get("system", ""), item.get("version"))
+            concept = provider.locate(code) if provider else None
+            return MembershipResult(True, concept, provider)
+    return MembershipResult(False)
+
+
+def _walk_contains(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        yield item
+        yield from _walk_contains(item.get("contains", []))
+
+
+def check_membership(
+    registry: Registry, value_set: dict[str, Any], system: str | None, code: str,
+    version: str | None, options: ComposeOptions,
+) -> MembershipResult:
+    """Whether system|code (version) is in the value set, without expanding it.
+
+    Unknown code systems in an include become issues (system_known False) rather than errors,
+    so $validate-code can answer result=false; unknown imported value sets and cycles raise.
+    """
+    ev = _Evaluation(registry, options, "validated")
+    try:
+        result = _membership(ev, value_set, system, code, version)
+    except NotFound as e:
+        if e.issues[0].message_id not in (
+            "UNKNOWN_CODESYSTEM", "UNKNOWN_CODESYSTEM_VERSION"
+        ):
+            raise
+        return MembershipResult(False, system_known=False, issues=list(e.issues))
+    result.issues.extend(ev.issues)
+    if system is not None and not registry.has_code_system(system):
+        result.system_known = False
+    return result
+
+
+# -- expansion --------------------------------------------------------------------------------
+
+
+@dataclass
+class ExpansionEntry:
+    """One member of an expansion (a `contains` item before rendering)."""
+
+    system: str
+    version: str | None
+    code: str
+    display: str | None
+    concept: Concept | None = None
+    provider: CodeSystemProvider | None = None
+    abstract: bool = False
+    inactive: bool = False
+    designations: list[Designation] = field(default_factory=list)  # from the compose concept
+    children: list[ExpansionEntry] = field(default_factory=list)
+    nestable: bool = False  # came from a whole-system or hierarchy-filter include
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        """Identity in an expansion: system, version, code."""
+        return self.system, self.version, self.code
+
+
+@dataclass
+class Expansion:
+    """A computed expansion: flat entries in order, plus what the rendering needs."""
+
+    entries: list[ExpansionEntry]
+    used_systems: list[str] = field(default_factory=list)
+    used_valuesets: list[str] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    unclosed: bool = False
+
+    @property
+    def total(self) -> int:
+        """Number of members (flat)."""
+        return len(self.entries)
+
+    def nested(self) -> list[ExpansionEntry]:
+        """Hierarchical roots: nestable entries placed under a nestable parent present here."""
+        return nest_entries(self.entries)
+
+
+def nest_entries(entries: list[ExpansionEntry]) -> list[ExpansionEntry]:
+    """Roots of the hierarchy formed by `entries` (children filled in; entries are copied)."""
+    copies = [_shallow(e) for e in entries]
+    index = {(e.system, e.version, e.code): e for e in copies if e.nestable}
+    roots: list[ExpansionEntry] = []
+    for e in copies:
+        parent = None
+        if e.nestable and e.concept is not None:
+            for p in e.concept.parents:
+                parent = index.get((e.system, e.version, p))
+                if parent is not None:
+                    break
+        if parent is None:
+            roots.append(e)
+        else:
+            parent.children.append(e)
+    return roots
+
+
+def _shallow(e: ExpansionEntry) -> ExpansionEntry:
+    return ExpansionEntry(e.system, e.version, e.code, e.display, e.concept, e.provider,
+                          e.abstract, e.inactive, e.designations, [], e.nestable)
+
+
+def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
+           vs_concept: dict[str, Any] | None = None) -> ExpansionEntry:
+    display = concept.display
+    designations: list[Designation] = []
+    if vs_concept is not None:
+        display = vs_concept.get("display") or display
+        designations = [Designation(d.get("language"), d.get("use"), d.get("value", ""))
+                        for d in vs_concept.get("designation", [])]
+    return ExpansionEntry(provider.url, provider.version, concept.code, display, concept, provider,
+                          concept.abstract, concept.inactive, designations, [], nestable)
+
+
+def _candidates(provider: CodeSystemProvider, filters: list[ConceptFilter]) -> Iterable[Concept]:
+    """Concepts worth testing: the listed codes of the first listing filter, else all."""
+    for f in filters:
+        codes = f.codes()
+        if codes is not None:
+            return (c for c in (provider.locate(k) for k in codes) if c is not None)
+    return provider.iterate()
+
+
+def _system_entries(
+    ev: _Evaluation, include: dict[str, Any], where: str
+) -> Iterator[ExpansionEntry]:
+    """The members the include's system part (all / concept list / filters) selects."""
+    provider = ev.provider_for(include)
+    if "concept" in include:
+        for raw in include["concept"]:
+            ev.tick()
+            concept = provider.locate(raw.get("code", ""))
+            if concept is not None and _selectable(concept, ev.options):
+                yield _entry(provider, concept, False, raw)
+        return
+    filters = compile_filters(provider, include, where)
+    ops = [filter_op(f) for f in include.get("filter", [])]
+    nestable = all(op in HIERARCHY_OPS for op in ops)
+    for concept in _candidates(provider, filters):
+        ev.tick()
+        if _selectable(concept, ev.options) and all(f.matches(concept) for f in filters):
+            yield _entry(provider, concept, nestable)
+
+
+def _include_entries(
+    ev: _Evaluation, include: dict[str, Any], where: str
+) -> Iterator[ExpansionEntry]:
+    """Members an include selects: its system part intersected with its imported value sets."""
+    imports = [ev.import_value_set(ref) for ref in include.get("valueSet", [])]
+    if not include.get("system"):
+        if not imports:
+            return
+        first, rest = imports[0], imports[1:]
+        for e in _expand_vs(ev, first):
+            if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in rest):
+                yield e
+        return
+    for e in _system_entries(ev, include, where):
+        if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in imports):
+            yield e
+
+
+def _expand_vs(ev: _Evaluation, value_set: dict[str, Any]) -> list[ExpansionEntry]:
+    """The flat members of a value set (imports are expanded once per evaluation)."""
+    key = vs_canonical(value_set)
+    if key in ev._expanded and key not in ev.stack:
+        return ev._expanded[key]
+    ev.enter(value_set)
+    try:
+        compose = value_set.get("compose")
+        if compose is None:
+            out = _entries_from_expansion(ev, value_set)
+        else:
+            out = _expand_compose_entries(ev, compose)
+    finally:
+        ev.leave()
+    ev._expanded[key] = out
+    return out
+
+
+def _expand_compose_entries(ev: _Evaluation, compose: dict[str, Any]) -> list[ExpansionEntry]:
+    seen: dict[tuple[str, str | None, str], ExpansionEntry] = {}
+    excludes = compose.get("exclude", [])
+    # Without excludes the top-level count only grows: stop as soon as it passes the limit.
+    limit = ev.max_size if len(ev.stack) == 1 and not excludes else None
+    for i, include in enumerate(compose.get("include", [])):
+        for e in _include_entries(ev, include, f"ValueSet.compose.include[{i}]"):
+            seen.setdefault(e.key, e)
+            if limit is not None and len(seen) > limit:
+                raise TooCostly("")  # replaced with the value set's message by expand_compose
+    if not excludes:
+        return list(seen.values())
+    return [e for e in seen.values() if not _excluded(ev, excludes, e)]
+
+
+def _excluded(ev: _Evaluation, excludes: list[dict[str, Any]], e: ExpansionEntry) -> bool:
+    for i, exclude in enumerate(excludes):
+        if exclude.get("system") and exclude.get("version") and exclude.get("version") != e.version:
+            continue
+        if _include_selects(ev, exclude, f"ValueSet.compose.exclude[{i}]", e.system, e.code,
+                            e.version if not exclude.get("version") else exclude.get("version")):
+            return True
+    return False
+
+
+def _entries_from_expansion(ev: _Evaluation, value_set: dict[str, Any]) -> list[ExpansionEntry]:
+    """Members of a value set that carries only an expansion."""
+    out = []
+    for item in _walk_contains(value_set.get("expansion", {}).get("contains", [])):
+        if not item.get("code"):
+            continue
+        provider = ev.registry.code_system(item.get("system", ""), item.get("version"))
+        concept = provider.locate(item["code"]) if provider else None
+        out.append(ExpansionEntry(item.get("system", ""), item.get("version"), item["code"],
+                                  item.get("display"), concept, provider,
+                                  bool(item.get("abstract")), bool(item.get("inactive"))))
+    return out
+
+
+def too_costly(value_set: dict[str, Any], limit: int) -> TooCostly:
+    """The error for an expansion over `limit` members (tx.fhir.org's wording and id)."""
+    return TooCostly(
+        f"The value set '{vs_canonical(value_set)}' expansion has too many codes to produce (>{limit})",
+        message_id="VALUESET_TOO_COSTLY", tx_code="too-costly",
+    )
+
+
+def expand_compose(
+    registry: Registry, value_set: dict[str, Any], options: ComposeOptions, *,
+    max_size: int | None = None,
+) -> Expansion:
+    """Every member of the value set, flat and in order; TooCostly past max_size members."""
+    ev = _Evaluation(registry, options, "expanded")
+    ev.max_size = max_size
+    try:
+        entries = _expand_vs(ev, value_set)
+    except TooCostly as e:
+        if e.text or max_size is None:
+            raise
+        raise too_costly(value_set, max_size) from None
+    if max_size is not None and len(entries) > max_size:
+        raise too_costly(value_set, max_size)
+    # A provider with a grammar (CPT modifiers) says so: the expansion is not the whole set.
+    unclosed = any(getattr(p, "unclosed", False) for p in ev.providers)
+    return Expansion(entries, ev.used_systems, ev.used_valuesets, ev.issues, unclosed)
