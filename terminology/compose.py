@@ -187,6 +187,7 @@ class _Evaluation:
         self.options = options
         self.purpose = purpose
         self.stack: list[str] = []
+        self.containers: list[dict[str, Any]] = []  # value sets being evaluated, outermost first
         self.used_systems: list[str] = []
         self.used_valuesets: list[str] = []
         self.providers: list[CodeSystemProvider] = []
@@ -209,10 +210,17 @@ class _Evaluation:
                 message_id="VALUESET_CIRCULAR_REFERENCE", tx_code="vs-invalid",
             )
         self.stack.append(key)
+        self.containers.append(value_set)
         return key
+
+    def compose_inactive(self) -> bool | None:
+        """ValueSet.compose.inactive of the value set being evaluated."""
+        compose = self.containers[-1].get("compose") if self.containers else None
+        return compose.get("inactive") if isinstance(compose, dict) else None
 
     def leave(self) -> None:
         self.stack.pop()
+        self.containers.pop()
 
     def provider_for(self, include: dict[str, Any], coding_version: str | None = None) -> CodeSystemProvider:
         """The provider an include uses (version rules applied), recorded as used."""
@@ -227,16 +235,29 @@ class _Evaluation:
         return provider
 
     def import_value_set(self, ref: str) -> dict[str, Any]:
+        """An imported value set: '#id' names a contained one, anything else a canonical."""
+        if ref.startswith("#"):
+            return self._contained(ref)
         vs = _resolve_import(self.registry, ref, self.options)
         key = vs_canonical(vs)
         if key not in self.used_valuesets:
             self.used_valuesets.append(key)
         return vs
 
+    def _contained(self, ref: str) -> dict[str, Any]:
+        for container in reversed(self.containers):
+            for res in container.get("contained", []):
+                if res.get("resourceType") == "ValueSet" and res.get("id") == ref[1:]:
+                    return dict(res)
+        raise NotFound(f"Unable to find included value set '{ref}'",
+                       message_id="VS_EXP_IMPORT_UNK", tx_code="not-found")
 
-def _selectable(concept: Concept, options: ComposeOptions) -> bool:
-    """activeOnly drops inactive concepts; excludeNotForUI drops abstract (notSelectable) ones."""
-    if options.active_only and concept.inactive:
+
+def _selectable(concept: Concept, ev: _Evaluation) -> bool:
+    """activeOnly (or compose.inactive = false) drops inactive concepts; excludeNotForUI
+    drops abstract (notSelectable) ones."""
+    options = ev.options
+    if concept.inactive and (options.active_only or ev.compose_inactive() is False):
         return False
     return not (options.exclude_not_for_ui and concept.abstract)
 
@@ -272,7 +293,7 @@ def _in_system_part(
         return None
     provider = ev.provider_for(include, version)
     concept = provider.locate(code)
-    if concept is None or not _selectable(concept, ev.options):
+    if concept is None or not _selectable(concept, ev):
         return None
     listed = _include_concept_codes(provider, include)
     if listed is not None:
@@ -474,7 +495,7 @@ def _system_entries(
         for raw in include["concept"]:
             ev.tick()
             concept = provider.locate(raw.get("code", ""))
-            if concept is not None and _selectable(concept, ev.options):
+            if concept is not None and _selectable(concept, ev):
                 yield _entry(provider, concept, False, raw)
         return
     filters = compile_filters(provider, include, where)
@@ -482,7 +503,7 @@ def _system_entries(
     nestable = all(op in HIERARCHY_OPS for op in ops)
     for concept in _candidates(provider, filters):
         ev.tick()
-        if _selectable(concept, ev.options) and all(f.matches(concept) for f in filters):
+        if _selectable(concept, ev) and all(f.matches(concept) for f in filters):
             yield _entry(provider, concept, nestable)
 
 

@@ -237,3 +237,192 @@ def lookup_request(bag: ParamBag, instance_url: str | None = None) -> LookupRequ
     for p in bag.texts("property"):
         props.extend(x.strip() for x in p.split(",") if x.strip())
     return LookupRequest(system, code, version, bag.text("displayLanguage"), props, bag.text("date"))
+
+
+# -- ValueSet/$expand -------------------------------------------------------------------------
+
+# Parameters an expansion echoes in expansion.parameter (R4 $expand: "parameters used").
+EXPAND_ECHOED = (
+    "activeOnly", "count", "offset", "filter", "includeDesignations", "designation",
+    "includeDefinition", "displayLanguage", "excludeNested", "excludeNotForUI",
+    "excludePostCoordinated", "system-version", "check-system-version",
+    "force-system-version", "default-valueset-version",
+)
+
+
+@dataclass
+class ExpandRequest:
+    """ValueSet/$expand inputs."""
+
+    url: str | None = None
+    value_set: dict[str, Any] | None = None
+    value_set_version: str | None = None
+    text_filter: str | None = None
+    count: int | None = None
+    offset: int | None = None
+    active_only: bool = False
+    include_designations: bool = False
+    designations: list[str] = field(default_factory=list)
+    include_definition: bool = False
+    display_language: str | None = None
+    exclude_nested: bool | None = None
+    exclude_not_for_ui: bool = False
+    properties: list[str] = field(default_factory=list)
+    system_versions: dict[str, str] = field(default_factory=dict)
+    check_versions: dict[str, str] = field(default_factory=dict)
+    force_versions: dict[str, str] = field(default_factory=dict)
+    default_valueset_versions: dict[str, str] = field(default_factory=dict)
+    echo: list[dict[str, Any]] = field(default_factory=list)  # expansion.parameter entries
+
+
+def canonical_map(bag: ParamBag, name: str) -> dict[str, str]:
+    """'url|version' values of a repeating parameter as {url: version}; 400 without a version."""
+    out: dict[str, str] = {}
+    for value in bag.texts(name):
+        url, sep, version = value.partition("|")
+        if not sep or not url or not version:
+            raise BadRequest(f"The parameter '{name}' must be 'url|version', not '{value}'", expression=name)
+        out[url] = version
+    return out
+
+
+_ECHO_KEYS = {"count": "valueInteger", "offset": "valueInteger", "filter": "valueString",
+              "displayLanguage": "valueCode", "designation": "valueString"}
+
+
+def _echo(bag: ParamBag) -> list[dict[str, Any]]:
+    """The request parameters an expansion reports, typed as tx.fhir.org reports them."""
+    out: list[dict[str, Any]] = []
+    for p in bag.params:
+        if p.name not in EXPAND_ECHOED:
+            continue
+        if p.name in _ECHO_KEYS:
+            key = _ECHO_KEYS[p.name]
+        elif p.name.endswith("-version"):
+            key = "valueUri"
+        else:
+            key = "valueBoolean"
+        value: Any = p.value
+        if key == "valueBoolean":
+            value = bag.boolean(p.name)
+        elif key == "valueInteger":
+            value = bag.integer(p.name)
+        out.append({"name": p.name, key: value})
+    return out
+
+
+def expand_request(bag: ParamBag) -> ExpandRequest:
+    """Parse $expand parameters (strict: count=abc or a repeated url is a 400)."""
+    props: list[str] = []
+    for p in bag.texts("property"):
+        props.extend(x.strip() for x in p.split(",") if x.strip())
+    return ExpandRequest(
+        url=bag.text("url"),
+        value_set=bag.resource("valueSet"),
+        value_set_version=bag.text("valueSetVersion"),
+        text_filter=bag.text("filter"),
+        count=bag.integer("count"),
+        offset=bag.integer("offset"),
+        active_only=bool(bag.boolean("activeOnly")),
+        include_designations=bool(bag.boolean("includeDesignations")),
+        designations=bag.texts("designation"),
+        include_definition=bool(bag.boolean("includeDefinition")),
+        display_language=bag.text("displayLanguage"),
+        exclude_nested=bag.boolean("excludeNested"),
+        exclude_not_for_ui=bool(bag.boolean("excludeNotForUI")),
+        properties=props,
+        system_versions=canonical_map(bag, "system-version"),
+        check_versions=canonical_map(bag, "check-system-version"),
+        force_versions=canonical_map(bag, "force-system-version"),
+        default_valueset_versions=canonical_map(bag, "default-valueset-version"),
+        echo=_echo(bag),
+    )
+
+
+# -- $validate-code ---------------------------------------------------------------------------
+
+
+@dataclass
+class ValidateCodeRequest:
+    """CodeSystem/$validate-code and ValueSet/$validate-code inputs.
+
+    The thing validated is always held as a CodeableConcept (`coded`); `mode` says how it was
+    sent ('code', 'coding' or 'codeableConcept'), which decides the issue paths.
+    """
+
+    mode: str
+    coded: dict[str, Any]
+    url: str | None = None
+    value_set: dict[str, Any] | None = None
+    value_set_version: str | None = None
+    code_system: dict[str, Any] | None = None
+    version: str | None = None  # CodeSystem/$validate-code: the code system version
+    display_language: str | None = None
+    abstract_ok: bool = True
+    active_only: bool = False
+    infer_system: bool = False
+    lenient_display: bool = False
+    membership_only: bool = False
+    date: str | None = None
+    system_versions: dict[str, str] = field(default_factory=dict)
+    check_versions: dict[str, str] = field(default_factory=dict)
+    force_versions: dict[str, str] = field(default_factory=dict)
+    default_valueset_versions: dict[str, str] = field(default_factory=dict)
+
+
+def _coded_value(bag: ParamBag, for_code_system: bool) -> tuple[str, dict[str, Any]] | None:
+    """(mode, CodeableConcept) from codeableConcept, coding, or code (+system/url)."""
+    cc = bag.codeable_concept("codeableConcept")
+    if cc is not None:
+        return "codeableConcept", cc
+    coding = bag.coding("coding")
+    if coding is not None:
+        return "coding", {"coding": [coding]}
+    code = bag.text("code")
+    if code is None:
+        return None
+    if for_code_system:
+        system, version = bag.text("url") or bag.text("system"), bag.text("version")
+    else:
+        system, version = bag.text("system"), bag.text("systemVersion")
+    if not system and not bag.boolean("inferSystem") and not for_code_system:
+        return None
+    out: dict[str, Any] = {"code": code}
+    if system:
+        out["system"] = system
+    if version:
+        out["version"] = version
+    display = bag.text("display")
+    if display:
+        out["display"] = display
+    return "code", {"coding": [out]}
+
+
+def validate_code_request(bag: ParamBag, for_code_system: bool) -> ValidateCodeRequest:
+    """Parse $validate-code parameters; 400 when nothing to validate was sent."""
+    found = _coded_value(bag, for_code_system)
+    if found is None:
+        raise BadRequest(
+            "Unable to find code to validate (looked for coding | codeableConcept | code+system "
+            "| code+inferSystem in parameters",
+            expression="code",
+        )
+    mode, coded = found
+    return ValidateCodeRequest(
+        mode=mode, coded=coded, url=bag.text("url"),
+        value_set=None if for_code_system else bag.resource("valueSet"),
+        value_set_version=bag.text("valueSetVersion"),
+        code_system=bag.resource("codeSystem") if for_code_system else None,
+        version=bag.text("version") if for_code_system else None,
+        display_language=bag.text("displayLanguage"),
+        abstract_ok=bag.boolean("abstract") is not False,
+        active_only=bool(bag.boolean("activeOnly")),
+        infer_system=bool(bag.boolean("inferSystem")),
+        lenient_display=bool(bag.boolean("lenient-display-validation")),
+        membership_only=bool(bag.boolean("valueset-membership-only")),
+        date=bag.text("date"),
+        system_versions=canonical_map(bag, "system-version"),
+        check_versions=canonical_map(bag, "check-system-version"),
+        force_versions=canonical_map(bag, "force-system-version"),
+        default_valueset_versions=canonical_map(bag, "default-valueset-version"),
+    )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from terminology.operations.expand import handle_expand
 from terminology.params import ParamBag, lookup_request
 from terminology.registry import Registry
 from terminology.settings import Settings
@@ -45,4 +46,5 @@ def _lookup(ctx: OperationContext) -> dict[str, Any]:
 # (resource type, operation name) -> handler. Operation modules add their entries here.
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("CodeSystem", "lookup"): _lookup,
+    ("ValueSet", "expand"): handle_expand,
 }

@@ -1,0 +1,362 @@
+"""ValueSet/$expand: a ValueSet dict with an expansion, built from the compose engine.
+
+The compose engine (terminology.compose) decides membership and order; this module applies
+the request's presentation parameters (text filter, paging, nesting, displays in the asked
+language, designations, properties) and renders the R4 expansion as a plain dict.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from terminology.compose import (
+    ComposeOptions,
+    Expansion,
+    ExpansionEntry,
+    expand_compose,
+    resolve_value_set,
+    too_costly,
+)
+from terminology.errors import BadRequest
+from terminology.filters import Deadline
+from terminology.languages import language_matches, parse_languages
+from terminology.params import ExpandRequest, expand_request
+from terminology.providers.base import Concept, Designation
+from terminology.registry import Registry
+from terminology.settings import Settings
+
+if TYPE_CHECKING:
+    from terminology.operations import OperationContext
+
+EXP_PROPERTY_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property"
+CONTAINS_PROPERTY_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property"
+UNCLOSED_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-unclosed"
+CONCEPT_PROPERTIES = "http://hl7.org/fhir/concept-properties#"
+BCP47 = "urn:ietf:bcp:47"
+PREFERRED_FOR_LANGUAGE = {
+    "system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
+    "code": "preferredForLanguage",
+    "display": "Preferred For Language",
+}
+# Value set elements an expansion does not repeat (compose only with includeDefinition).
+DROPPED_ELEMENTS = frozenset({"text", "expansion", "compose", "meta"})
+
+
+@dataclass
+class Presentation:
+    """How entries are rendered: languages, designations and properties asked for."""
+
+    languages: list[str]
+    include_designations: bool
+    designation_filters: list[tuple[str | None, str]]  # (system or None, code/language)
+    properties: list[str]
+    used_properties: list[str] = field(default_factory=list)  # filled while rendering
+
+
+# -- choosing the value set and the options ---------------------------------------------------
+
+
+def target_value_set(registry: Registry, request: ExpandRequest,
+                     instance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The value set to expand: the instance, an inline valueSet, or url (+valueSetVersion)."""
+    if instance is not None:
+        return instance
+    if request.value_set is not None:
+        if request.value_set.get("resourceType") != "ValueSet":
+            raise BadRequest("The parameter 'valueSet' must carry a ValueSet", expression="valueSet")
+        return request.value_set
+    if request.url:
+        options = ComposeOptions(default_valueset_versions=request.default_valueset_versions)
+        return resolve_value_set(registry, request.url, request.value_set_version, options)
+    raise BadRequest("$expand needs a value set: 'url', 'valueSet' or an instance id", expression="url")
+
+
+def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
+    """The membership-affecting parameters of the request."""
+    return ComposeOptions(
+        active_only=request.active_only,
+        system_versions=dict(request.system_versions),
+        force_versions=dict(request.force_versions),
+        check_versions=dict(request.check_versions),
+        default_valueset_versions=dict(request.default_valueset_versions),
+        exclude_not_for_ui=request.exclude_not_for_ui,
+        deadline=Deadline(settings.request_time_limit),
+    )
+
+
+def _is_paged(request: ExpandRequest) -> bool:
+    return request.count is not None or bool(request.offset)
+
+
+# -- text filter ------------------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    out, word = [], []
+    for ch in text.lower():
+        if ch.isalnum():
+            word.append(ch)
+        elif word:
+            out.append("".join(word))
+            word = []
+    if word:
+        out.append("".join(word))
+    return out
+
+
+def text_matcher(text: str) -> Any:
+    """A predicate: every word of `text` prefixes some word of the display or a designation."""
+    wanted = _words(text)
+
+    def matches(entry: ExpansionEntry) -> bool:
+        texts = [entry.display or "", entry.code]
+        if entry.concept is not None:
+            texts.append(entry.concept.display or "")
+            texts.extend(d.value for d in entry.concept.designations)
+        have = [w for t in texts for w in _words(t)]
+        return all(any(h.startswith(w) for h in have) for w in wanted)
+
+    return matches
+
+
+# -- rendering one entry ----------------------------------------------------------------------
+
+
+def _designation_wanted(d: Designation, filters: list[tuple[str | None, str]]) -> bool:
+    if not filters:
+        return True
+    for system, code in filters:
+        if system == BCP47 or system is None and d.language and language_matches(code, d.language):
+            if language_matches(code, d.language):
+                return True
+        elif d.use and d.use.get("code") == code and (system is None or d.use.get("system") == system):
+            return True
+    return False
+
+
+def _pick_display(entry: ExpansionEntry, languages: list[str]) -> tuple[str | None, Designation | None]:
+    """The display for the asked languages, and the designation it came from (if any)."""
+    concept, provider = entry.concept, entry.provider
+    if not languages or concept is None or provider is None:
+        return entry.display, None
+    for lang in languages:
+        if lang == "*":
+            return entry.display, None
+        if provider.language and language_matches(lang, provider.language) and entry.display:
+            return entry.display, None
+        for d in [*entry.designations, *concept.designations]:
+            if d.language and language_matches(lang, d.language) and _display_use(d):
+                return d.value, d
+    if provider.language is None or any(lang == "*" for lang in languages):
+        return entry.display, None
+    return entry.display, None
+
+
+def _display_use(d: Designation) -> bool:
+    return d.use is None or d.use.get("code") in ("display", "preferredForLanguage")
+
+
+def _designations(entry: ExpansionEntry, shown: str | None, used: Designation | None,
+                  pres: Presentation) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    concept, provider = entry.concept, entry.provider
+    candidates: list[Designation] = []
+    if (concept is not None and provider is not None and provider.language and concept.display
+            and shown != concept.display):
+        candidates.append(Designation(provider.language, PREFERRED_FOR_LANGUAGE, concept.display))
+    candidates.extend(entry.designations)
+    if concept is not None:
+        candidates.extend(concept.designations)
+    seen: set[tuple[str | None, str]] = set()
+    for d in candidates:
+        if d is used or (d.language, d.value) in seen or not _designation_wanted(d, pres.designation_filters):
+            continue
+        seen.add((d.language, d.value))
+        item: dict[str, Any] = {}
+        if d.language:
+            item["language"] = d.language
+        if d.use:
+            item["use"] = d.use
+        item["value"] = d.value
+        out.append(item)
+    return out
+
+
+def _property_values(concept: Concept, code: str) -> list[tuple[str, Any]]:
+    if code == "definition":
+        return [("valueString", concept.definition)] if concept.definition else []
+    if code == "parent":
+        return [("valueCode", p) for p in concept.parents]
+    if code == "child":
+        return [("valueCode", c) for c in concept.children]
+    return [p.to_part_value() for p in concept.properties if p.code == code]
+
+
+def _properties(entry: ExpansionEntry, pres: Presentation) -> list[dict[str, Any]]:
+    if entry.concept is None:
+        return []
+    codes = list(pres.properties)
+    # tx.fhir.org reports a concept's status (retired, deprecated...) whether asked or not.
+    if entry.concept.status is not None and "status" not in codes:
+        codes.append("status")
+    out = []
+    for code in codes:
+        values = _property_values(entry.concept, code)
+        if code == "status" and not values and entry.concept.status is not None:
+            values = [("valueCode", entry.concept.status)]
+        if values and code not in pres.used_properties:
+            pres.used_properties.append(code)
+        for key, value in values:
+            out.append({"url": CONTAINS_PROPERTY_EXT, "extension": [
+                {"url": "code", "valueCode": code}, {"url": "value", key: value}]})
+    return out
+
+
+def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str]) -> dict[str, Any]:
+    """One `contains` item (with its nested children)."""
+    item: dict[str, Any] = {"system": entry.system}
+    if entry.version and entry.system in versioned:
+        item["version"] = entry.version
+    if entry.abstract:
+        item["abstract"] = True
+    if entry.inactive:
+        item["inactive"] = True
+    item["code"] = entry.code
+    display, used = _pick_display(entry, pres.languages)
+    if display:
+        item["display"] = display
+    if pres.include_designations:
+        designations = _designations(entry, display, used, pres)
+        if designations:
+            item["designation"] = designations
+    props = _properties(entry, pres)
+    if props:
+        item["extension"] = props
+    if entry.children:
+        item["contains"] = [render_entry(c, pres, versioned) for c in entry.children]
+    return item
+
+
+# -- the expansion element --------------------------------------------------------------------
+
+
+def _declared_properties(expansion: Expansion, pres: Presentation) -> list[dict[str, Any]]:
+    """expansion.property (R5, sent as an R4 extension) for the properties asked for."""
+    out = []
+    for code in [*pres.properties, *(c for c in pres.used_properties if c not in pres.properties)]:
+        uri = None
+        for provider in {id(e.provider): e.provider for e in expansion.entries if e.provider}.values():
+            for pd in provider.property_definitions() if provider else []:
+                if pd.get("code") == code and pd.get("uri"):
+                    uri = pd["uri"]
+        if uri is None and code in ("definition", "parent", "child", "status", "inactive"):
+            uri = CONCEPT_PROPERTIES + code
+        parts: list[dict[str, Any]] = [{"url": "code", "valueCode": code}]
+        if uri:
+            parts.append({"url": "uri", "valueUri": uri})
+        out.append({"url": EXP_PROPERTY_EXT, "extension": parts})
+    return out
+
+
+def _used_parameters(expansion: Expansion) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"name": "used-codesystem", "valueUri": s} for s in expansion.used_systems]
+    out.extend({"name": "used-valueset", "valueUri": v} for v in expansion.used_valuesets)
+    return out
+
+
+def _versioned_systems(expansion: Expansion) -> set[str]:
+    """Systems expanded in more than one version: their contains items carry the version."""
+    seen: dict[str, set[str | None]] = {}
+    for e in expansion.entries:
+        seen.setdefault(e.system, set()).add(e.version)
+    return {s for s, versions in seen.items() if len(versions) > 1}
+
+
+def _presentation(request: ExpandRequest, value_set: dict[str, Any],
+                  accept_language: str | None) -> Presentation:
+    languages = parse_languages(request.display_language or accept_language or value_set.get("language"))
+    filters: list[tuple[str | None, str]] = []
+    for token in request.designations:
+        system, sep, code = token.rpartition("|")
+        filters.append((system if sep else None, code))
+    return Presentation(languages, request.include_designations or bool(filters), filters,
+                        list(request.properties))
+
+
+def _echo(request: ExpandRequest, accept_language: str | None) -> list[dict[str, Any]]:
+    echo = list(request.echo)
+    if request.display_language is None and accept_language:
+        echo.append({"name": "displayLanguage", "valueCode": accept_language})
+    return echo
+
+
+def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
+           instance: dict[str, Any] | None = None, accept_language: str | None = None,
+           max_size: int | None = None) -> dict[str, Any]:
+    """The ValueSet with its expansion for `request`."""
+    value_set = target_value_set(registry, request, instance)
+    options = compose_options(request, settings)
+    paged = _is_paged(request)
+    limit = None if paged else (max_size or settings.max_expansion_size)
+    expansion = expand_compose(registry, value_set, options, max_size=None if request.text_filter else limit)
+    entries = expansion.entries
+    if request.text_filter:
+        entries = [e for e in entries if text_matcher(request.text_filter)(e)]
+        if limit is not None and len(entries) > limit:
+            raise too_costly(value_set, limit)
+    total = len(entries)
+    offset = request.offset or 0
+    if paged:
+        end = None if request.count is None else offset + request.count
+        shown = entries[offset:end]
+    elif request.exclude_nested is True:
+        shown = entries
+    else:
+        shown = Expansion(entries).nested()
+    pres = _presentation(request, value_set, accept_language)
+    versioned = _versioned_systems(expansion)
+    body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}",
+                            "timestamp": _now(), "total": total, "offset": offset}
+    body["parameter"] = _echo(request, accept_language) + _used_parameters(expansion)
+    contains = [render_entry(e, pres, versioned) for e in shown]
+    exts = _declared_properties(expansion, pres)
+    if expansion.unclosed:
+        exts.append({"url": UNCLOSED_EXT, "valueBoolean": True})
+    if exts:
+        body["extension"] = exts
+    if contains:
+        body["contains"] = contains
+    out = {k: v for k, v in value_set.items() if k not in DROPPED_ELEMENTS}
+    if request.include_definition and "compose" in value_set:
+        out["compose"] = value_set["compose"]
+    out["expansion"] = body
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+# A client may ask for a lower cost threshold than the server's (never a higher one).
+THRESHOLD_HEADER = "X-TOO-COSTLY-THRESHOLD"
+
+
+def _client_threshold(headers: dict[str, str]) -> int | None:
+    for name, value in headers.items():
+        if name.lower() == THRESHOLD_HEADER.lower() and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def handle_expand(ctx: OperationContext) -> dict[str, Any]:
+    """The ("ValueSet", "expand") handler: type level (url/valueSet) or instance level."""
+    request = expand_request(ctx.bag)
+    limit = ctx.settings.max_expansion_size
+    asked = _client_threshold(ctx.headers)
+    if asked is not None:
+        limit = min(limit, asked)
+    return expand(ctx.registry, request, ctx.settings, instance=ctx.instance,
+                  accept_language=ctx.accept_language, max_size=limit)
