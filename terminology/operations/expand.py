@@ -318,8 +318,10 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         shown = Expansion(entries).nested()
     pres = _presentation(request, value_set, accept_language)
     versioned = _versioned_systems(expansion)
-    body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}",
-                            "timestamp": _now(), "total": total, "offset": offset}
+    body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}", "timestamp": _now(),
+                            "total": total}
+    if paged:  # R4 $expand: offset is reported for paged expansions
+        body["offset"] = offset
     body["parameter"] = _echo(request, accept_language) + _used_parameters(expansion)
     contains = [render_entry(e, pres, versioned) for e in shown]
     exts = _declared_properties(expansion, pres)
