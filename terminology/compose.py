@@ -414,6 +414,7 @@ class ExpansionEntry:
     designations: list[Designation] = field(default_factory=list)  # from the compose concept
     children: list[ExpansionEntry] = field(default_factory=list)
     nestable: bool = False  # came from a whole-system or hierarchy-filter include
+    filtered: bool = False  # came from an include with (hierarchy) filters
 
     @property
     def key(self) -> tuple[str, str | None, str]:
@@ -462,11 +463,11 @@ def nest_entries(entries: list[ExpansionEntry]) -> list[ExpansionEntry]:
 
 def _shallow(e: ExpansionEntry) -> ExpansionEntry:
     return ExpansionEntry(e.system, e.version, e.code, e.display, e.concept, e.provider,
-                          e.abstract, e.inactive, e.designations, [], e.nestable)
+                          e.abstract, e.inactive, e.designations, [], e.nestable, e.filtered)
 
 
 def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
-           vs_concept: dict[str, Any] | None = None) -> ExpansionEntry:
+           vs_concept: dict[str, Any] | None = None, filtered: bool = False) -> ExpansionEntry:
     display = concept.display
     designations: list[Designation] = []
     if vs_concept is not None:
@@ -474,7 +475,7 @@ def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
         designations = [Designation(d.get("language"), d.get("use"), d.get("value", ""))
                         for d in vs_concept.get("designation", [])]
     return ExpansionEntry(provider.url, provider.version, concept.code, display, concept, provider,
-                          concept.abstract, concept.inactive, designations, [], nestable)
+                          concept.abstract, concept.inactive, designations, [], nestable, filtered)
 
 
 def _candidates(provider: CodeSystemProvider, filters: list[ConceptFilter]) -> Iterable[Concept]:
@@ -504,7 +505,7 @@ def _system_entries(
     for concept in _candidates(provider, filters):
         ev.tick()
         if _selectable(concept, ev) and all(f.matches(concept) for f in filters):
-            yield _entry(provider, concept, nestable)
+            yield _entry(provider, concept, nestable, None, bool(filters))
 
 
 def _include_entries(
@@ -586,7 +587,7 @@ def too_costly(value_set: dict[str, Any], limit: int) -> TooCostly:
     """The error for an expansion over `limit` members (tx.fhir.org's wording and id)."""
     return TooCostly(
         f"The value set '{vs_canonical(value_set)}' expansion has too many codes to produce (>{limit})",
-        message_id="VALUESET_TOO_COSTLY", tx_code="too-costly",
+        message_id="VALUESET_TOO_COSTLY",
     )
 
 

@@ -8,7 +8,7 @@ language, designations, properties) and renders the R4 expansion as a plain dict
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from terminology.compose import (
     Expansion,
     ExpansionEntry,
     expand_compose,
+    nest_entries,
     resolve_value_set,
     too_costly,
 )
@@ -42,7 +43,8 @@ PREFERRED_FOR_LANGUAGE = {
     "display": "Preferred For Language",
 }
 # Value set elements an expansion does not repeat (compose only with includeDefinition).
-DROPPED_ELEMENTS = frozenset({"text", "expansion", "compose", "meta"})
+# tx.fhir.org does not repeat the description either.
+DROPPED_ELEMENTS = frozenset({"text", "expansion", "compose", "meta", "description"})
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Presentation:
     """How entries are rendered: languages, designations and properties asked for."""
 
     languages: list[str]
+    fallback: bool  # False when the client said '*; q=0': no display in another language
     include_designations: bool
     designation_filters: list[tuple[str | None, str]]  # (system or None, code/language)
     properties: list[str]
@@ -72,6 +75,43 @@ def target_value_set(registry: Registry, request: ExpandRequest,
         options = ComposeOptions(default_valueset_versions=request.default_valueset_versions)
         return resolve_value_set(registry, request.url, request.value_set_version, options)
     raise BadRequest("$expand needs a value set: 'url', 'valueSet' or an instance id", expression="url")
+
+
+EXPANSION_PARAMETER_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
+# valueset-expansion-parameter names we honour -> (ExpandRequest field, echoed value key)
+VS_DEFAULTS = {
+    "displayLanguage": ("display_language", "valueCode"),
+    "activeOnly": ("active_only", "valueBoolean"),
+    "includeDesignations": ("include_designations", "valueBoolean"),
+    "includeDefinition": ("include_definition", "valueBoolean"),
+    "excludeNested": ("exclude_nested", "valueBoolean"),
+    "excludeNotForUI": ("exclude_not_for_ui", "valueBoolean"),
+}
+
+
+def apply_value_set_defaults(request: ExpandRequest, value_set: dict[str, Any]) -> ExpandRequest:
+    """Expansion parameters the value set itself sets (valueset-expansion-parameter extension
+    on compose), for those the request does not send; they are echoed like sent ones."""
+    compose = value_set.get("compose") or {}
+    sent = {p["name"] for p in request.echo}
+    changes: dict[str, Any] = {}
+    echo = list(request.echo)
+    for ext in compose.get("extension", []):
+        if ext.get("url") != EXPANSION_PARAMETER_EXT:
+            continue
+        parts = {e.get("url"): e for e in ext.get("extension", [])}
+        name = (parts.get("name") or {}).get("valueCode")
+        value = next((v for k, v in (parts.get("value") or {}).items() if k.startswith("value")), None)
+        if name not in VS_DEFAULTS or name in sent or value is None:
+            continue
+        attr, key = VS_DEFAULTS[name]
+        if key == "valueBoolean" and not isinstance(value, bool):
+            value = str(value).lower() == "true"
+        changes[attr] = value
+        echo.append({"name": name, key: value})
+    if not changes:
+        return request
+    return replace(request, echo=echo, **changes)
 
 
 def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
@@ -129,15 +169,17 @@ def _designation_wanted(d: Designation, filters: list[tuple[str | None, str]]) -
     if not filters:
         return True
     for system, code in filters:
-        if system == BCP47 or system is None and d.language and language_matches(code, d.language):
-            if language_matches(code, d.language):
+        if system == BCP47 or (system is None and d.language):
+            # a designation filter names a language exactly: 'de' does not select 'de-CH'
+            if d.language and d.language.lower() == code.lower():
                 return True
         elif d.use and d.use.get("code") == code and (system is None or d.use.get("system") == system):
             return True
     return False
 
 
-def _pick_display(entry: ExpansionEntry, languages: list[str]) -> tuple[str | None, Designation | None]:
+def _pick_display(entry: ExpansionEntry, languages: list[str],
+                  fallback: bool = True) -> tuple[str | None, Designation | None]:
     """The display for the asked languages, and the designation it came from (if any)."""
     concept, provider = entry.concept, entry.provider
     if not languages or concept is None or provider is None:
@@ -150,9 +192,7 @@ def _pick_display(entry: ExpansionEntry, languages: list[str]) -> tuple[str | No
         for d in [*entry.designations, *concept.designations]:
             if d.language and language_matches(lang, d.language) and _display_use(d):
                 return d.value, d
-    if provider.language is None or any(lang == "*" for lang in languages):
-        return entry.display, None
-    return entry.display, None
+    return (entry.display if fallback else None), None
 
 
 def _display_use(d: Designation) -> bool:
@@ -199,8 +239,8 @@ def _properties(entry: ExpansionEntry, pres: Presentation) -> list[dict[str, Any
     if entry.concept is None:
         return []
     codes = list(pres.properties)
-    # tx.fhir.org reports a concept's status (retired, deprecated...) whether asked or not.
-    if entry.concept.status is not None and "status" not in codes:
+    # tx.fhir.org reports a status other than active (retired, deprecated...) unasked.
+    if entry.concept.status not in (None, "active") and "status" not in codes:
         codes.append("status")
     out = []
     for code in codes:
@@ -225,7 +265,7 @@ def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str])
     if entry.inactive:
         item["inactive"] = True
     item["code"] = entry.code
-    display, used = _pick_display(entry, pres.languages)
+    display, used = _pick_display(entry, pres.languages, pres.fallback)
     if display:
         item["display"] = display
     if pres.include_designations:
@@ -277,13 +317,23 @@ def _versioned_systems(expansion: Expansion) -> set[str]:
 
 def _presentation(request: ExpandRequest, value_set: dict[str, Any],
                   accept_language: str | None) -> Presentation:
-    languages = parse_languages(request.display_language or accept_language or value_set.get("language"))
+    asked = request.display_language or accept_language or value_set.get("language")
+    languages = parse_languages(asked)
     filters: list[tuple[str | None, str]] = []
     for token in request.designations:
         system, sep, code = token.rpartition("|")
         filters.append((system if sep else None, code))
-    return Presentation(languages, request.include_designations or bool(filters), filters,
+    return Presentation(languages, not _no_fallback(asked), request.include_designations or bool(filters), filters,
                         list(request.properties))
+
+
+def _no_fallback(header: str | None) -> bool:
+    """'de, *; q=0': any language but the listed ones is unacceptable."""
+    for item in (header or "").split(","):
+        tag, _, params = item.strip().partition(";")
+        if tag.strip() == "*" and params.replace(" ", "") in ("q=0", "q=0.0"):
+            return True
+    return False
 
 
 def _echo(request: ExpandRequest, accept_language: str | None) -> list[dict[str, Any]]:
@@ -298,6 +348,7 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
            max_size: int | None = None) -> dict[str, Any]:
     """The ValueSet with its expansion for `request`."""
     value_set = target_value_set(registry, request, instance)
+    request = apply_value_set_defaults(request, value_set)
     options = compose_options(request, settings)
     paged = _is_paged(request)
     limit = None if paged else (max_size or settings.max_expansion_size)
@@ -315,7 +366,9 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     elif request.exclude_nested is True:
         shown = entries
     else:
-        shown = Expansion(entries).nested()
+        # A text search over a whole code system lists matches flat; hierarchy filters nest.
+        shown = nest_entries(entries if not request.text_filter else
+                             [replace(e, nestable=e.nestable and e.filtered) for e in entries])
     pres = _presentation(request, value_set, accept_language)
     versioned = _versioned_systems(expansion)
     body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}", "timestamp": _now(),
