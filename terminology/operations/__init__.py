@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.operations.expand import handle_expand
+from terminology.operations.validate import handle_cs_validate, handle_vs_validate
 from terminology.params import ParamBag, lookup_request
 from terminology.registry import Registry
 from terminology.settings import Settings
@@ -47,4 +48,6 @@ def _lookup(ctx: OperationContext) -> dict[str, Any]:
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("CodeSystem", "lookup"): _lookup,
     ("ValueSet", "expand"): handle_expand,
+    ("CodeSystem", "validate-code"): handle_cs_validate,
+    ("ValueSet", "validate-code"): handle_vs_validate,
 }

@@ -1,0 +1,81 @@
+"""inferSystem: which code system a bare code belongs to, given the value set it is checked against.
+
+R4 ValueSet/$validate-code: with inferSystem=true the server works the system out from the value
+set; when none, or more than one, of the value set's systems holds the code, it says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from terminology.compose import expand_compose
+from terminology.errors import FhirError
+from terminology.operations.validate_messages import message
+
+if TYPE_CHECKING:
+    from terminology.operations.validate_checker import Checker, RequestState
+
+
+def _needs_expansion(compose: dict[str, Any]) -> bool:
+    """Imports or system-less sets can only be answered from the expansion."""
+    sets = [*compose.get("include", []), *compose.get("exclude", [])]
+    return any(s.get("valueSet") or not s.get("system") for s in sets) or any(
+        s.get("filter") for s in compose.get("exclude", []))
+
+
+def _systems_from_expansion(checker: Checker, code: str) -> list[str]:
+    try:
+        expansion = expand_compose(checker.registry, checker.value_set, checker.settings.options,
+                                   max_size=10_000)
+    except FhirError:
+        return []
+    out: list[str] = []
+    for e in expansion.entries:
+        if e.code == code and e.system not in out:
+            out.append(e.system)
+    return out
+
+
+def _systems_from_includes(checker: Checker, compose: dict[str, Any], code: str) -> list[str]:
+    out: list[str] = []
+    for include in compose.get("include", []):
+        system = include["system"]
+        provider = checker.registry.code_system(system)
+        if provider is None:
+            return []
+        if "concept" in include:
+            hit = any(c.get("code") == code for c in include["concept"])
+        else:
+            hit = provider.locate(code) is not None
+        if hit and system not in out:
+            out.append(system)
+    if len(out) > 1 and any(i.get("filter") for i in compose.get("include", [])):
+        return _systems_from_expansion(checker, code)
+    return out
+
+
+def candidate_systems(checker: Checker, code: str) -> list[str]:
+    """The systems in the value set that hold `code`."""
+    compose = checker.value_set.get("compose")
+    if compose is None:
+        contains = checker.value_set.get("expansion", {}).get("contains", [])
+        return sorted({c["system"] for c in contains if c.get("code") == code and c.get("system")})
+    if _needs_expansion(compose):
+        return _systems_from_expansion(checker, code)
+    return _systems_from_includes(checker, compose, code)
+
+
+def determine_system(checker: Checker, code: str, path: str, rs: RequestState) -> str | None:
+    """The one system holding `code`, or None with a cannot-infer issue."""
+    systems = candidate_systems(checker, code)
+    if len(systems) == 1:
+        return systems[0]
+    if len(systems) > 1:
+        mid = "Unable_to_resolve_system__value_set_has_multiple_matches"
+        text = message(mid, code, checker.vurl, ", ".join(sorted(systems)))
+    else:
+        mid = "UNABLE_TO_INFER_CODESYSTEM"
+        text = message(mid, code, checker.vurl)
+    rs.messages.append(text)
+    rs.op.add("error", "not-found", "code", mid, text, "cannot-infer")
+    return None
