@@ -90,12 +90,28 @@ def _resolve_import(
 
 def choose_version(
     system: str, include_version: str | None, options: ComposeOptions,
-    coding_version: str | None = None,
+    coding_version: str | None = None, used: list[tuple[str, str]] | None = None,
 ) -> str | None:
-    """The code system version an include uses: forced > pinned > coding's > default > newest."""
+    """The code system version an include uses.
+
+    force-system-version beats everything; then the include's own version, the coding's,
+    check-system-version (its pattern picks the newest matching version), system-version,
+    and finally the newest. `used` collects the version parameters that made the choice.
+    """
+    def note(name: str, version: str) -> str:
+        if used is not None and (name, f"{system}|{version}") not in used:
+            used.append((name, f"{system}|{version}"))
+        return version
+
     if system in options.force_versions:
-        return options.force_versions[system]
-    return include_version or coding_version or options.system_versions.get(system)
+        return note("force-system-version", options.force_versions[system])
+    if include_version or coding_version:
+        return include_version or coding_version
+    if system in options.check_versions:
+        return note("check-system-version", options.check_versions[system])
+    if system in options.system_versions:
+        return note("system-version", options.system_versions[system])
+    return None
 
 
 def _known_versions(registry: Registry, system: str) -> str:
@@ -131,11 +147,13 @@ def resolve_include_provider(
 def _check_version(provider: CodeSystemProvider, options: ComposeOptions) -> None:
     """check-system-version: the version used must match the one the client requires."""
     wanted = options.check_versions.get(provider.url)
-    if wanted is None or version_matches(wanted, provider.version) or wanted == provider.version:
+    if wanted is None or provider.url in options.force_versions:
+        return
+    if version_matches(wanted, provider.version) or wanted == provider.version:
         return
     raise Unprocessable(
         f"The version '{provider.version}' is not allowed for system '{provider.url}': "
-        f"required version '{wanted}' by the check-system-version parameter",
+        f"required to be '{wanted}' by a version-check parameter",
         code="exception", message_id="VALUESET_VERSION_CHECK", tx_code="version-error",
     )
 
@@ -190,6 +208,8 @@ class _Evaluation:
         self.containers: list[dict[str, Any]] = []  # value sets being evaluated, outermost first
         self.used_systems: list[str] = []
         self.used_valuesets: list[str] = []
+        self.version_parameters: list[tuple[str, str]] = []  # (parameter name, url|version)
+        self.warnings: list[tuple[str, str]] = []  # (draft|experimental|..., url|version)
         self.providers: list[CodeSystemProvider] = []
         self.issues: list[Issue] = []
         self.max_size: int | None = None
@@ -211,7 +231,18 @@ class _Evaluation:
             )
         self.stack.append(key)
         self.containers.append(value_set)
+        # a value set's own draft/experimental status is not worth a warning; its
+        # deprecation or withdrawal is
+        for kind in status_warnings(value_set):
+            if kind in ("deprecated", "withdrawn") and (kind, key) not in self.warnings:
+                self.warnings.append((kind, key))
         return key
+
+    def note_status(self, resource: dict[str, Any], canonical: str) -> None:
+        """Record warning-draft/-experimental/-deprecated/-withdrawn for a resource used."""
+        for kind in status_warnings(resource):
+            if (kind, canonical) not in self.warnings:
+                self.warnings.append((kind, canonical))
 
     def compose_inactive(self) -> bool | None:
         """ValueSet.compose.inactive of the value set being evaluated."""
@@ -225,20 +256,28 @@ class _Evaluation:
     def provider_for(self, include: dict[str, Any], coding_version: str | None = None) -> CodeSystemProvider:
         """The provider an include uses (version rules applied), recorded as used."""
         system = str(include.get("system"))
-        version = choose_version(system, include.get("version"), self.options, coding_version)
+        version = choose_version(system, include.get("version"), self.options, coding_version,
+                                 self.version_parameters)
         provider = resolve_include_provider(self.registry, system, version, purpose=self.purpose)
         _check_version(provider, self.options)
         used = f"{provider.url}|{provider.version}" if provider.version else provider.url
         if used not in self.used_systems:
             self.used_systems.append(used)
             self.providers.append(provider)
+            self.note_status(provider.resource, used)
         return provider
 
     def import_value_set(self, ref: str) -> dict[str, Any]:
         """An imported value set: '#id' names a contained one, anything else a canonical."""
         if ref.startswith("#"):
             return self._contained(ref)
+        base, pinned = split_canonical(ref)
+        default = self.options.default_valueset_versions.get(base)
         vs = _resolve_import(self.registry, ref, self.options)
+        if not pinned and default:
+            used = ("default-valueset-version", f"{base}|{default}")
+            if used not in self.version_parameters:
+                self.version_parameters.append(used)
         key = vs_canonical(vs)
         if key not in self.used_valuesets:
             self.used_valuesets.append(key)
@@ -251,6 +290,23 @@ class _Evaluation:
                     return dict(res)
         raise NotFound(f"Unable to find included value set '{ref}'",
                        message_id="VS_EXP_IMPORT_UNK", tx_code="not-found")
+
+
+STANDARDS_STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
+
+
+def status_warnings(resource: dict[str, Any]) -> list[str]:
+    """What about a code system or value set deserves a warning: draft, experimental,
+    deprecated or withdrawn (standards-status extension)."""
+    out = []
+    if resource.get("status") == "draft":
+        out.append("draft")
+    if resource.get("experimental") is True:
+        out.append("experimental")
+    for ext in resource.get("extension", []):
+        if ext.get("url") == STANDARDS_STATUS_EXT and ext.get("valueCode") in ("deprecated", "withdrawn"):
+            out.append(ext["valueCode"])
+    return out
 
 
 def _selectable(concept: Concept, ev: _Evaluation) -> bool:
@@ -415,6 +471,7 @@ class ExpansionEntry:
     children: list[ExpansionEntry] = field(default_factory=list)
     nestable: bool = False  # came from a whole-system or hierarchy-filter include
     filtered: bool = False  # came from an include with (hierarchy) filters
+    extensions: list[dict[str, Any]] = field(default_factory=list)  # from the compose concept
 
     @property
     def key(self) -> tuple[str, str | None, str]:
@@ -431,6 +488,10 @@ class Expansion:
     used_valuesets: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     unclosed: bool = False
+    version_parameters: list[tuple[str, str]] = field(default_factory=list)  # those that applied
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (kind, url|version)
+    unclosed_reasons: list[str] = field(default_factory=list)
+    fragments: list[str] = field(default_factory=list)  # url|version of fragment code systems
 
     @property
     def total(self) -> int:
@@ -463,7 +524,8 @@ def nest_entries(entries: list[ExpansionEntry]) -> list[ExpansionEntry]:
 
 def _shallow(e: ExpansionEntry) -> ExpansionEntry:
     return ExpansionEntry(e.system, e.version, e.code, e.display, e.concept, e.provider,
-                          e.abstract, e.inactive, e.designations, [], e.nestable, e.filtered)
+                          e.abstract, e.inactive, e.designations, [], e.nestable, e.filtered,
+                          e.extensions)
 
 
 def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
@@ -475,7 +537,8 @@ def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
         designations = [Designation(d.get("language"), d.get("use"), d.get("value", ""))
                         for d in vs_concept.get("designation", [])]
     return ExpansionEntry(provider.url, provider.version, concept.code, display, concept, provider,
-                          concept.abstract, concept.inactive, designations, [], nestable, filtered)
+                          concept.abstract, concept.inactive, designations, [], nestable, filtered,
+                          list(vs_concept.get("extension", [])) if vs_concept else [])
 
 
 def _candidates(provider: CodeSystemProvider, filters: list[ConceptFilter]) -> Iterable[Concept]:
@@ -519,7 +582,10 @@ def _include_entries(
         first, rest = imports[0], imports[1:]
         for e in _expand_vs(ev, first):
             if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in rest):
-                yield e
+                # members taken from another value set are listed flat
+                yield ExpansionEntry(e.system, e.version, e.code, e.display, e.concept, e.provider,
+                                     e.abstract, e.inactive, e.designations, [], False, False,
+                                     e.extensions)
         return
     for e in _system_entries(ev, include, where):
         if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in imports):
@@ -606,6 +672,20 @@ def expand_compose(
         raise too_costly(value_set, max_size) from None
     if max_size is not None and len(entries) > max_size:
         raise too_costly(value_set, max_size)
-    # A provider with a grammar (CPT modifiers) says so: the expansion is not the whole set.
-    unclosed = any(getattr(p, "unclosed", False) for p in ev.providers)
-    return Expansion(entries, ev.used_systems, ev.used_valuesets, ev.issues, unclosed)
+    reasons, fragments = _unclosed(ev)
+    return Expansion(entries, ev.used_systems, ev.used_valuesets, ev.issues, bool(reasons),
+                     ev.version_parameters, ev.warnings, reasons, fragments)
+
+
+def _unclosed(ev: _Evaluation) -> tuple[list[str], list[str]]:
+    """Why the expansion may not hold every member: a fragment, or a grammar (CPT modifiers)."""
+    reasons: list[str] = []
+    fragments: list[str] = []
+    for p, used in zip(ev.providers, ev.used_systems, strict=True):
+        if p.content == "fragment":
+            fragments.append(used)
+            reasons.append(f"This extension is based on a fragment of the code system {p.url}")
+        elif getattr(p, "unclosed", False):
+            reason = getattr(p, "unclosed_reason", None)
+            reasons.append(reason or f"The code system {p.url} has a grammar and so has infinite members")
+    return reasons, fragments

@@ -294,8 +294,8 @@ def _echo(bag: ParamBag) -> list[dict[str, Any]]:
     """The request parameters an expansion reports, typed as tx.fhir.org reports them."""
     out: list[dict[str, Any]] = []
     for p in bag.params:
-        if p.name not in EXPAND_ECHOED:
-            continue
+        if p.name not in EXPAND_ECHOED or p.name.endswith("-version"):
+            continue  # version parameters are reported only when they applied (by the engine)
         if p.name in _ECHO_KEYS:
             key = _ECHO_KEYS[p.name]
         elif p.name.endswith("-version"):
@@ -336,95 +336,6 @@ def expand_request(bag: ParamBag) -> ExpandRequest:
         force_versions=canonical_map(bag, "force-system-version"),
         default_valueset_versions=canonical_map(bag, "default-valueset-version"),
         echo=_echo(bag),
-    )
-
-
-# -- $validate-code ---------------------------------------------------------------------------
-
-
-@dataclass
-class ValidateCodeRequest:
-    """CodeSystem/$validate-code and ValueSet/$validate-code inputs.
-
-    The thing validated is always held as a CodeableConcept (`coded`); `mode` says how it was
-    sent ('code', 'coding' or 'codeableConcept'), which decides the issue paths.
-    """
-
-    mode: str
-    coded: dict[str, Any]
-    url: str | None = None
-    value_set: dict[str, Any] | None = None
-    value_set_version: str | None = None
-    code_system: dict[str, Any] | None = None
-    version: str | None = None  # CodeSystem/$validate-code: the code system version
-    display_language: str | None = None
-    abstract_ok: bool = True
-    active_only: bool = False
-    infer_system: bool = False
-    lenient_display: bool = False
-    membership_only: bool = False
-    date: str | None = None
-    system_versions: dict[str, str] = field(default_factory=dict)
-    check_versions: dict[str, str] = field(default_factory=dict)
-    force_versions: dict[str, str] = field(default_factory=dict)
-    default_valueset_versions: dict[str, str] = field(default_factory=dict)
-
-
-def _coded_value(bag: ParamBag, for_code_system: bool) -> tuple[str, dict[str, Any]] | None:
-    """(mode, CodeableConcept) from codeableConcept, coding, or code (+system/url)."""
-    cc = bag.codeable_concept("codeableConcept")
-    if cc is not None:
-        return "codeableConcept", cc
-    coding = bag.coding("coding")
-    if coding is not None:
-        return "coding", {"coding": [coding]}
-    code = bag.text("code")
-    if code is None:
-        return None
-    if for_code_system:
-        system, version = bag.text("url") or bag.text("system"), bag.text("version")
-    else:
-        system, version = bag.text("system"), bag.text("systemVersion")
-    if not system and not bag.boolean("inferSystem") and not for_code_system:
-        return None
-    out: dict[str, Any] = {"code": code}
-    if system:
-        out["system"] = system
-    if version:
-        out["version"] = version
-    display = bag.text("display")
-    if display:
-        out["display"] = display
-    return "code", {"coding": [out]}
-
-
-def validate_code_request(bag: ParamBag, for_code_system: bool) -> ValidateCodeRequest:
-    """Parse $validate-code parameters; 400 when nothing to validate was sent."""
-    found = _coded_value(bag, for_code_system)
-    if found is None:
-        raise BadRequest(
-            "Unable to find code to validate (looked for coding | codeableConcept | code+system "
-            "| code+inferSystem in parameters",
-            expression="code",
-        )
-    mode, coded = found
-    return ValidateCodeRequest(
-        mode=mode, coded=coded, url=bag.text("url"),
-        value_set=None if for_code_system else bag.resource("valueSet"),
-        value_set_version=bag.text("valueSetVersion"),
-        code_system=bag.resource("codeSystem") if for_code_system else None,
-        version=bag.text("version") if for_code_system else None,
-        display_language=bag.text("displayLanguage"),
-        abstract_ok=bag.boolean("abstract") is not False,
-        active_only=bool(bag.boolean("activeOnly")),
-        infer_system=bool(bag.boolean("inferSystem")),
-        lenient_display=bool(bag.boolean("lenient-display-validation")),
-        membership_only=bool(bag.boolean("valueset-membership-only")),
-        date=bag.text("date"),
-        system_versions=canonical_map(bag, "system-version"),
-        check_versions=canonical_map(bag, "check-system-version"),
-        force_versions=canonical_map(bag, "force-system-version"),
-        default_valueset_versions=canonical_map(bag, "default-valueset-version"),
     )
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from terminology.compose import (
+    STANDARDS_STATUS_EXT,
     ComposeOptions,
     Expansion,
     ExpansionEntry,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 EXP_PROPERTY_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property"
 CONTAINS_PROPERTY_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property"
 UNCLOSED_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-unclosed"
+UNCLOSED_REASON_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-unclosed-reason"
 CONCEPT_PROPERTIES = "http://hl7.org/fhir/concept-properties#"
 BCP47 = "urn:ietf:bcp:47"
 PREFERRED_FOR_LANGUAGE = {
@@ -272,9 +274,9 @@ def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str])
         designations = _designations(entry, display, used, pres)
         if designations:
             item["designation"] = designations
-    props = _properties(entry, pres)
-    if props:
-        item["extension"] = props
+    exts = [*entry.extensions, *_properties(entry, pres)]
+    if exts:
+        item["extension"] = exts
     if entry.children:
         item["contains"] = [render_entry(c, pres, versioned) for c in entry.children]
     return item
@@ -304,6 +306,8 @@ def _declared_properties(expansion: Expansion, pres: Presentation) -> list[dict[
 def _used_parameters(expansion: Expansion) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"name": "used-codesystem", "valueUri": s} for s in expansion.used_systems]
     out.extend({"name": "used-valueset", "valueUri": v} for v in expansion.used_valuesets)
+    out.extend({"name": "used-fragment", "valueUri": f} for f in expansion.fragments)
+    out.extend({"name": f"warning-{kind}", "valueUri": c} for kind, c in expansion.warnings)
     return out
 
 
@@ -375,16 +379,23 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
                             "total": total}
     if paged:  # R4 $expand: offset is reported for paged expansions
         body["offset"] = offset
-    body["parameter"] = _echo(request, accept_language) + _used_parameters(expansion)
+    body["parameter"] = (_echo(request, accept_language)
+                         + [{"name": n, "valueUri": v} for n, v in expansion.version_parameters]
+                         + _used_parameters(expansion))
     contains = [render_entry(e, pres, versioned) for e in shown]
     exts = _declared_properties(expansion, pres)
     if expansion.unclosed:
         exts.append({"url": UNCLOSED_EXT, "valueBoolean": True})
+        exts.extend({"url": UNCLOSED_REASON_EXT, "valueString": r} for r in expansion.unclosed_reasons)
     if exts:
         body["extension"] = exts
     if contains:
         body["contains"] = contains
     out = {k: v for k, v in value_set.items() if k not in DROPPED_ELEMENTS}
+    if "extension" in out:  # its standards-status is reported as a warning-* parameter instead
+        out["extension"] = [e for e in out["extension"] if e.get("url") != STANDARDS_STATUS_EXT]
+        if not out["extension"]:
+            del out["extension"]
     if request.include_definition and "compose" in value_set:
         out["compose"] = value_set["compose"]
     out["expansion"] = body
