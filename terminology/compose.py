@@ -511,7 +511,7 @@ def nest_entries(entries: list[ExpansionEntry]) -> list[ExpansionEntry]:
     for e in copies:
         parent = None
         if e.nestable and e.concept is not None:
-            for p in e.concept.parents:
+            for p in _expansion_parents(e):
                 parent = index.get((e.system, e.version, p))
                 if parent is not None:
                     break
@@ -520,6 +520,13 @@ def nest_entries(entries: list[ExpansionEntry]) -> list[ExpansionEntry]:
         else:
             parent.children.append(e)
     return roots
+
+
+def _expansion_parents(e: ExpansionEntry) -> list[str]:
+    """Where an entry nests: the provider may restrict nesting to its display tree."""
+    assert e.concept is not None
+    parents = getattr(e.provider, "expansion_parents", None)
+    return list(parents(e.concept)) if parents is not None else list(e.concept.parents)
 
 
 def _shallow(e: ExpansionEntry) -> ExpansionEntry:

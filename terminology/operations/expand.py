@@ -311,12 +311,18 @@ def _used_parameters(expansion: Expansion) -> list[dict[str, Any]]:
     return out
 
 
-def _versioned_systems(expansion: Expansion) -> set[str]:
-    """Systems expanded in more than one version: their contains items carry the version."""
+def _versioned_systems(expansion: Expansion, value_set: dict[str, Any]) -> set[str]:
+    """Systems whose contains items carry the version: expanded in more than one version, or
+    named with different versions by the compose (as tx.fhir.org does)."""
     seen: dict[str, set[str | None]] = {}
     for e in expansion.entries:
         seen.setdefault(e.system, set()).add(e.version)
-    return {s for s, versions in seen.items() if len(versions) > 1}
+    compose = value_set.get("compose") or {}
+    named: dict[str, set[str | None]] = {}
+    for part in (*compose.get("include", []), *compose.get("exclude", [])):
+        if part.get("system"):
+            named.setdefault(part["system"], set()).add(part.get("version"))
+    return {s for s, v in seen.items() if len(v) > 1} | {s for s, v in named.items() if len(v) > 1}
 
 
 def _presentation(request: ExpandRequest, value_set: dict[str, Any],
@@ -374,7 +380,7 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         shown = nest_entries(entries if not request.text_filter else
                              [replace(e, nestable=e.nestable and e.filtered) for e in entries])
     pres = _presentation(request, value_set, accept_language)
-    versioned = _versioned_systems(expansion)
+    versioned = _versioned_systems(expansion, value_set)
     body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}", "timestamp": _now(),
                             "total": total}
     if paged:  # R4 $expand: offset is reported for paged expansions

@@ -43,6 +43,7 @@ class FhirCodeSystemProvider:
         self._concepts: dict[str, Concept] = {}
         self._folded: dict[str, Concept] = {}
         self._roots: list[Concept] = []
+        self._tree_parent: dict[str, str] = {}  # nested-concept parent (not parent properties)
         for c in resource.get("concept", []):
             self._roots.append(self._index(c, None))
         self._link_property_parents()
@@ -68,6 +69,7 @@ class FhirCodeSystemProvider:
         self._apply_status(concept)
         if parent is not None:
             concept.parents.append(parent)
+            self._tree_parent[concept.code] = parent
         self._concepts[concept.code] = concept
         for child in raw.get("concept", []):
             concept.children.append(self._index(child, concept.code).code)
@@ -124,6 +126,12 @@ class FhirCodeSystemProvider:
     def child_concepts(self, concept: Concept) -> list[Concept]:
         """The direct children of `concept`."""
         return [self._concepts[k] for k in concept.children]
+
+    def expansion_parents(self, concept: Concept) -> list[str]:
+        """Parents an expansion nests `concept` under: the CodeSystem's concept tree only
+        (tx.fhir.org does not nest by `parent`/`subsumedBy` properties)."""
+        parent = self._tree_parent.get(concept.code)
+        return [parent] if parent else []
 
     def total(self) -> int:
         """Number of concepts."""
