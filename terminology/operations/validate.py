@@ -120,7 +120,7 @@ def check_coded(checker: Checker, issue_path: str, coded: dict[str, Any], mode: 
                       f"Coding has no code for system {coding.get('system')} and cannot be validated",
                       "invalid-data")
             break
-        st = CodingState()
+        st = CodingState(wanted_display=coding.get("display"), version_given=bool(coding.get("version")))
         v = checker.check(path, coding.get("system"), coding.get("version"), coding["code"], st, rs)
         for text in rs.messages:
             mt.add(text)
@@ -174,6 +174,8 @@ def _on_valid(checker: Checker, coding: dict[str, Any], st: CodingState, path: s
         rs.op.add("warning", "not-found", path, None, text, "vs-invalid")
     elif coding.get("display") and st.displays.items:
         check_display(checker, st.displays, coding, path, mt, rs)
+    if best.valid_code is not None:
+        return  # the first valid coding is the one reported
     best.valid_system = coding.get("system") or rs.implied_system
     best.valid_code = coding["code"]
     if st.version:

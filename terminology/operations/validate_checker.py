@@ -19,7 +19,7 @@ from terminology.operations.validate_messages import message, version_list
 from terminology.operations.validate_outcome import Outcome, PrepareError, add_to_path
 from terminology.params import ValidateCodeRequest
 from terminology.providers.base import CodeSystemProvider, Concept
-from terminology.registry import Registry, split_canonical, version_matches
+from terminology.registry import Registry, split_canonical, version_key, version_matches
 
 INCLUDE_KINDS = ("complete", "fragment")
 STANDARDS_STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
@@ -51,6 +51,8 @@ class CodingState:
     status: str = ""
     content_mode: str | None = None
     normal_form: str | None = None
+    wanted_display: str | None = None  # the display the client sent
+    version_given: bool = False  # the client's coding names a version
 
 
 @dataclass
@@ -80,8 +82,10 @@ def vurl(resource: dict[str, Any]) -> str:
 
 
 def _more_detailed(check: str | None, actual: str | None) -> bool:
-    """Whether `actual` is a more detailed form of `check` ('1.0' -> '1.0.1')."""
-    return bool(check and actual and actual != check and actual.startswith(check + "."))
+    """Whether `actual` is a version the wildcard pattern `check` stands for ('1.0.x' -> '1.0.1').
+
+    A plain '1' is not a pattern: it names a version of its own (which may not exist)."""
+    return bool(check and actual and actual != check and version_matches(check, actual))
 
 
 def concept_status(concept: Concept) -> str:
@@ -275,7 +279,11 @@ class Checker:
     def _check_compose(self, path: str, system: str, version: str | None, code: str,
                        compose: dict[str, Any], st: CodingState, rs: RequestState) -> bool | None:
         result: bool | None = False
-        for cset in compose.get("include", []):
+        includes = ordered_includes(compose.get("include", []), system, version)
+        chosen = self._choose_version_include(path, system, code, includes, st)
+        if chosen is not None:
+            includes = [chosen, *(i for i in includes if i.get("system") != system)]
+        for cset in includes:
             result = self._check_include(path, system, version, code, cset, st, rs)
             if result is None:
                 return None
@@ -294,6 +302,8 @@ class Checker:
         if not cset.get("system"):
             result = True
         elif cset["system"] == system:
+            if version and self._other_include_has_version(system, cset, version):
+                return False  # the include for the coding's version decides
             v = self.determine_version(path, system, cset.get("version"), version, rs)
             provider = self.find_code_system(system, v, rs.op, check=True)
             if provider is None:
@@ -313,6 +323,37 @@ class Checker:
             if result is True:
                 result = other.check(path, system, version, code, st, rs)
         return result
+
+    def _choose_version_include(self, path: str, system: str, code: str,
+                                includes: list[dict[str, Any]],
+                                st: CodingState) -> dict[str, Any] | None:
+        """A value set mixing versions of the coding's system (and no version in the coding):
+        the include to use is the newest one where the code is valid and its display right,
+        else the newest where the code is valid, else the newest."""
+        same = [i for i in includes if i.get("system") == system and not i.get("valueSet")]
+        if len(same) < 2 or st.version_given:
+            return None
+        first_valid = None
+        for cset in same:
+            trial, trial_rs = CodingState(), RequestState()
+            if self._check_include(path, system, None, code, cset, trial, trial_rs) is not True:
+                continue
+            if trial_rs.op.has_errors:
+                continue
+            wanted = st.wanted_display
+            if not wanted or trial.displays.has_display(self.settings.languages, wanted)[0]:
+                return cset
+            first_valid = first_valid or cset
+        return first_valid or same[0]
+
+    def _other_include_has_version(self, system: str, cset: dict[str, Any], version: str) -> bool:
+        """Whether another include pins `system` to the coding's version (this one does not)."""
+        if cset.get("version") in (None, version) or version_matches(cset["version"], version):
+            return False
+        includes = (self.value_set.get("compose") or {}).get("include", [])
+        return any(i is not cset and i.get("system") == system and i.get("version")
+                   and (i["version"] == version or version_matches(i["version"], version))
+                   for i in includes)
 
     def _excluded(self, path: str, system: str, version: str | None, code: str,
                   cset: dict[str, Any], st: CodingState, rs: RequestState) -> bool:
@@ -504,6 +545,18 @@ class Checker:
         """compose.inactive = false: inactive codes are not members."""
         compose = self.value_set.get("compose") or {}
         return compose.get("inactive") is False
+
+
+def ordered_includes(includes: list[dict[str, Any]], system: str,
+                     version: str | None) -> list[dict[str, Any]]:
+    """Includes in the order they are tried: several versions of the coding's system (a value set
+    mixing versions) are tried newest first, so the newest version holding the code answers."""
+    if version or sum(1 for i in includes if i.get("system") == system) < 2:
+        return includes
+    same = sorted((i for i in includes if i.get("system") == system),
+                  key=lambda i: version_key(i.get("version")), reverse=True)
+    it = iter(same)
+    return [next(it) if i.get("system") == system else i for i in includes]
 
 
 def message_for_filter(system: str, f: dict[str, Any]) -> str:
