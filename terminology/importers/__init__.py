@@ -1,0 +1,1 @@
+"""Importers: licensed distribution files -> the in-memory CPT release and its database."""
