@@ -26,6 +26,7 @@ from terminology.errors import BadRequest
 from terminology.filters import Deadline
 from terminology.languages import language_matches, parse_languages
 from terminology.params import ExpandRequest, expand_request
+from terminology.providers import CPT_URL
 from terminology.providers.base import Concept, Designation
 from terminology.registry import Registry
 from terminology.settings import Settings
@@ -366,7 +367,11 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     entries = expansion.entries
     if request.text_filter:
         entries = [e for e in entries if text_matcher(request.text_filter)(e)]
-        if limit is not None and len(entries) > limit:
+    if limit is not None:
+        # CPT has its own (operator-set) cap, as tx.fhir.org caps CPT expansions
+        if any(s.split("|")[0] == CPT_URL for s in expansion.used_systems):
+            limit = min(limit, settings.max_cpt_expansion)
+        if len(entries) > limit:
             raise too_costly(value_set, limit)
     total = len(entries)
     offset = request.offset or 0

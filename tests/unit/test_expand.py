@@ -154,3 +154,17 @@ def test_expand_request_echoes_parameters_and_rejects_bad_count() -> None:
         {"name": "count", "valueString": "abc"}]})
     with pytest.raises(BadRequest):
         expand_request(bad)
+
+
+def test_cpt_expansions_have_their_own_cap() -> None:
+    from terminology.providers import CPT_URL
+
+    reg = Registry()
+    reg.add_code_system(FhirCodeSystemProvider({
+        "resourceType": "CodeSystem", "url": CPT_URL, "version": "2026", "status": "active",
+        "content": "fragment", "concept": [{"code": f"7{i:04d}", "display": f"Code {i}"} for i in range(5)]}))
+    vs = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": CPT_URL}]}}
+    with pytest.raises(TooCostly):
+        expand(reg, ExpandRequest(value_set=vs), Settings(max_cpt_expansion=4))
+    paged = expand(reg, ExpandRequest(value_set=vs, count=2), Settings(max_cpt_expansion=4))["expansion"]
+    assert paged["total"] == 5 and len(paged["contains"]) == 2
