@@ -405,7 +405,6 @@ def validate_code_request(bag: ParamBag, for_code_system: bool) -> ValidateCodeR
         raise BadRequest(
             "Unable to find code to validate (looked for coding | codeableConcept | code+system "
             "| code+inferSystem in parameters",
-            expression="code",
         )
     mode, coded = found
     return ValidateCodeRequest(

@@ -82,6 +82,7 @@ class Registry:
         self._code_systems = _Canonicals()
         self._value_sets = _Canonicals()
         self._concept_maps = _Canonicals()
+        self._all_concept_maps: list[dict[str, Any]] = []  # every map, even two with one url|version
         self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
         self._supplements: dict[str, list[dict[str, Any]]] = {}
 
@@ -109,6 +110,7 @@ class Registry:
     def add_concept_map(self, resource: dict[str, Any]) -> None:
         """Register a ConceptMap resource dict."""
         self._concept_maps.add(resource.get("url", ""), resource.get("version"), resource)
+        self._all_concept_maps.append(resource)
         if resource.get("id") and self.parent is None:
             self._by_id[("ConceptMap", resource["id"])] = resource
 
@@ -165,9 +167,8 @@ class Registry:
         return found
 
     def concept_maps(self) -> Iterator[dict[str, Any]]:
-        """Every ConceptMap, overlay first."""
-        for versions in self._concept_maps.items.values():
-            yield from versions.values()
+        """Every ConceptMap, overlay first ($translate searches them all)."""
+        yield from self._all_concept_maps
         if self.parent is not None:
             yield from self.parent.concept_maps()
 

@@ -10,7 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from terminology.operations.batch import handle_batch_validate
 from terminology.operations.expand import handle_expand
+from terminology.operations.subsumes import handle_subsumes
+from terminology.operations.translate import handle_translate
 from terminology.operations.validate import handle_cs_validate, handle_vs_validate
 from terminology.params import ParamBag, lookup_request
 from terminology.registry import Registry
@@ -50,4 +53,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("ValueSet", "expand"): handle_expand,
     ("CodeSystem", "validate-code"): handle_cs_validate,
     ("ValueSet", "validate-code"): handle_vs_validate,
+    ("CodeSystem", "subsumes"): handle_subsumes,
+    ("ValueSet", "batch-validate-code"): handle_batch_validate,
+    ("ConceptMap", "translate"): handle_translate,
 }
