@@ -33,6 +33,7 @@ from terminology.operations.search import read, search
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
 from terminology.registry import Registry
 from terminology.settings import Settings
+from terminology.web import web as web_pages
 
 log = logging.getLogger("terminology")
 access_log = logging.getLogger("terminology.access")
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["tx_registry"] = registry
     app.extensions["tx_settings"] = settings
+    app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
     def base_url() -> str:

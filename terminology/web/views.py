@@ -1,0 +1,171 @@
+"""The browser's routes: search, concept, value set and code system pages.
+
+Views parse the query string, call operations through terminology.web.calls and render a
+template; they hold no terminology logic. Errors on these pages are HTML pages (the FHIR
+API's errors stay OperationOutcomes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Blueprint, g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from terminology.errors import BadRequest, FhirError, NotFound
+from terminology.operations.lookup import resolve_code_system
+from terminology.web import concept as concepts
+from terminology.web import search as searching
+from terminology.web import valueset as valuesets
+from terminology.web.calls import FhirCall, registry, run
+
+log = logging.getLogger("terminology.web")
+
+web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+                static_url_path="/assets")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _arg(name: str) -> str | None:
+    """A query parameter, stripped; None when absent or blank."""
+    value = (request.args.get(name) or "").strip()
+    return value or None
+
+
+def _required(name: str) -> str:
+    value = _arg(name)
+    if value is None:
+        raise BadRequest(f"This page needs the query parameter '{name}'", expression=name)
+    return value
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter within [low, high]; 400 page otherwise."""
+    raw = _arg(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"'{name}' must be a whole number from {low} to {high}, not '{raw}'",
+                         expression=name)
+    return int(raw)
+
+
+def copyrights(systems: Iterable[str]) -> list[tuple[str, str]]:
+    """(title, copyright statement) of each named code system that has one: shown wherever
+    that system's descriptors appear (the AMA requires it for CPT)."""
+    out: list[tuple[str, str]] = []
+    for url in dict.fromkeys(systems):
+        provider = registry().code_system(url)
+        statement = provider.resource.get("copyright") if provider else None
+        if provider and statement and (provider.title or url, statement) not in out:
+            out.append((provider.title or provider.name or url, str(statement)))
+    return out
+
+
+def _page(template: str, calls: list[FhirCall], systems: Iterable[str] = (), **context: Any) -> str:
+    return render_template(template, calls=calls, copyrights=copyrights(systems),
+                           host_url=request.host_url, **context)
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+@web.get("/")
+def index() -> str:
+    """The search page; `?q=` renders results without JavaScript."""
+    text, system = _arg("q"), _arg("system")
+    groups = searching.search(registry(), text, system) if text else []
+    providers = sorted(registry().providers(), key=lambda p: (p.title or p.name or p.url).lower())
+    value_sets = sorted(registry().resources("ValueSet"), key=lambda v: str(v.get("title") or v.get("name")).lower())
+    # The results block carries its own requests and notices: app.js replaces it as one.
+    return _page("search.html", [], [], q=text or "", system=system or "", groups=groups,
+                 providers=providers, value_sets=value_sets, **_results_context(groups))
+
+
+@web.get("/search/results")
+def search_results() -> str:
+    """Only the results block of the search page (fetched by app.js as the user types)."""
+    text, system = _arg("q"), _arg("system")
+    groups = searching.search(registry(), text, system) if text else []
+    return _page("_results.html", [], [], q=text or "", groups=groups, **_results_context(groups))
+
+
+def _results_context(groups: list[searching.SearchGroup]) -> dict[str, Any]:
+    return {"result_calls": [gr.call for gr in groups],
+            "result_copyrights": copyrights(gr.provider.url for gr in groups)}
+
+
+@web.get("/concept")
+def concept_page() -> str:
+    """One code: displays, designations, properties, facets, value sets, modifiers."""
+    system, code, version = _required("system"), _required("code"), _arg("version")
+    call = concepts.lookup_call(system, code, version)
+    view = concepts.concept_view(run(call, request.headers.get("Accept-Language")))
+    provider = resolve_code_system(registry(), system, version)
+    located = provider.locate(view.code)
+    modifiers = [] if located is None or concepts.is_modifier(located) else concepts.modifiers(provider)
+    expression = _arg("expression")
+    result = concepts.validate_expression(system, version, expression) if expression and modifiers else None
+    members = concepts.memberships(registry(), provider.url, view.code, provider.version)
+    calls = [call] + ([result.call] if result else [])  # memberships link their own
+    return _page("concept.html", calls, [provider.url], view=view, provider=provider,
+                 modifiers=modifiers, members=members, expression=expression, result=result,
+                 lookup=call)
+
+
+@web.get("/valueset")
+def value_set_page() -> str:
+    """A value set: description, compose in words, one page of its expansion, a filter."""
+    url, version = _required("url"), _arg("version")
+    value_set = registry().value_set(url, version)
+    if value_set is None:
+        raise NotFound(f"No value set '{url}'{f' version {version}' if version else ''} is loaded here")
+    text = _arg("filter")
+    offset = _int_arg("offset", 0, 0, 10_000_000)
+    count = _int_arg("count", valuesets.PAGE_SIZE, 1, valuesets.MAX_PAGE_SIZE)
+    call = valuesets.expand_call(value_set, text, offset, count)
+    expansion = run(call).get("expansion", {})
+    entries = valuesets.flatten(expansion.get("contains", []))
+    pager = valuesets.Pager(offset, count, int(expansion.get("total", len(entries))))
+    systems = [e.get("system", "") for _, e in entries]
+    return _page("valueset.html", [call], systems, value_set=value_set,
+                 rules=valuesets.compose_rules(registry(), value_set), entries=entries,
+                 pager=pager, filter=text or "", count=count)
+
+
+@web.get("/codesystem")
+def code_system_page() -> str:
+    """A code system: metadata, copyright, counts, properties and filters."""
+    url, version = _required("url"), _arg("version")
+    provider = resolve_code_system(registry(), url, version, expression="url")
+    rid = provider.resource.get("id")
+    call = FhirCall(f"/fhir/CodeSystem/{rid}") if rid else FhirCall("/fhir/CodeSystem", [("url", url)])
+    value_sets = [v for v in registry().resources("ValueSet")
+                  if any(i.get("system") == provider.url
+                         for i in (v.get("compose") or {}).get("include", []))]
+    return _page("codesystem.html", [call], [provider.url], provider=provider,
+                 versions=registry().code_system_versions(provider.url), value_sets=value_sets)
+
+
+# -- errors: HTML on these pages -------------------------------------------------------------
+
+
+@web.errorhandler(Exception)
+def error_page(exc: Exception) -> tuple[str, int]:
+    """Any error on a browser page as an HTML page with the status and a plain message."""
+    if isinstance(exc, FhirError):
+        status, messages = exc.status, [i.text for i in exc.issues]
+    elif isinstance(exc, HTTPException):
+        status, messages = exc.code or 500, [exc.description or exc.name]
+    else:
+        log.exception("unexpected error on page %s", request.path)
+        status = 500
+        messages = [f"An unexpected error occurred (request id {g.get('request_id', '')})"]
+    titles = {400: "Bad request", 404: "Not found", 422: "Too costly"}
+    return render_template("error.html", status=status, title=titles.get(status, "Error"),
+                           messages=messages, calls=[], copyrights=[], host_url=request.host_url), status
+
