@@ -492,6 +492,7 @@ class Expansion:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (kind, url|version)
     unclosed_reasons: list[str] = field(default_factory=list)
     fragments: list[str] = field(default_factory=list)  # url|version of fragment code systems
+    providers: list[CodeSystemProvider] = field(default_factory=list)  # in used_systems order
 
     @property
     def total(self) -> int:
@@ -681,7 +682,7 @@ def expand_compose(
         raise too_costly(value_set, max_size)
     reasons, fragments = _unclosed(ev)
     return Expansion(entries, ev.used_systems, ev.used_valuesets, ev.issues, bool(reasons),
-                     ev.version_parameters, ev.warnings, reasons, fragments)
+                     ev.version_parameters, ev.warnings, reasons, fragments, list(ev.providers))
 
 
 def _unclosed(ev: _Evaluation) -> tuple[list[str], list[str]]:

@@ -273,6 +273,7 @@ class ExpandRequest:
     force_versions: dict[str, str] = field(default_factory=dict)
     default_valueset_versions: dict[str, str] = field(default_factory=dict)
     echo: list[dict[str, Any]] = field(default_factory=list)  # expansion.parameter entries
+    use_supplements: list[str] = field(default_factory=list)  # useSupplement canonicals
 
 
 def canonical_map(bag: ParamBag, name: str) -> dict[str, str]:
@@ -336,6 +337,7 @@ def expand_request(bag: ParamBag) -> ExpandRequest:
         force_versions=canonical_map(bag, "force-system-version"),
         default_valueset_versions=canonical_map(bag, "default-valueset-version"),
         echo=_echo(bag),
+        use_supplements=bag.texts("useSupplement"),
     )
 
 

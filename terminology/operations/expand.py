@@ -22,7 +22,7 @@ from terminology.compose import (
     resolve_value_set,
     too_costly,
 )
-from terminology.errors import BadRequest
+from terminology.errors import BadRequest, Unprocessable
 from terminology.filters import Deadline
 from terminology.languages import language_matches, parse_languages
 from terminology.params import ExpandRequest, expand_request
@@ -60,6 +60,9 @@ class Presentation:
     designation_filters: list[tuple[str | None, str]]  # (system or None, code/language)
     properties: list[str]
     used_properties: list[str] = field(default_factory=list)  # filled while rendering
+    # supplement concepts by (base system, code), and the supplement resources applied
+    supplements: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    supplement_resources: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- choosing the value set and the options ---------------------------------------------------
@@ -115,6 +118,45 @@ def apply_value_set_defaults(request: ExpandRequest, value_set: dict[str, Any]) 
     if not changes:
         return request
     return replace(request, echo=echo, **changes)
+
+
+SUPPLEMENT_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-supplement"
+
+
+def required_supplements(request: ExpandRequest, value_set: dict[str, Any]) -> list[str]:
+    """Supplements the request (useSupplement) or the value set (valueset-supplement) names."""
+    named = list(request.use_supplements)
+    named.extend(e["valueCanonical"] for e in value_set.get("extension", [])
+                 if e.get("url") == SUPPLEMENT_EXT and e.get("valueCanonical"))
+    return named
+
+
+def resolve_supplements(registry: Registry, expansion: Expansion,
+                        named: list[str]) -> list[dict[str, Any]]:
+    """The supplement CodeSystems named, each for a system the expansion uses; 4xx if missing."""
+    systems = {u.split("|")[0] for u in expansion.used_systems}
+    out = []
+    for ref in named:
+        url, _, version = ref.partition("|")
+        found = [s for base in systems for s in registry.supplements(base)
+                 if s.get("url") == url and (not version or s.get("version") == version)]
+        if not found:
+            raise Unprocessable(f"Required supplement not found: {ref}", code="not-found",
+                                message_id="VALUESET_SUPPLEMENT_MISSING", tx_code="not-found")
+        out.append(found[-1])
+    return out
+
+
+def _supplement_index(supplements: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for sup in supplements:
+        base = sup.get("supplements", "").split("|")[0]
+        stack = list(sup.get("concept", []))
+        while stack:
+            c = stack.pop()
+            index.setdefault((base, c.get("code", "")), []).append(c)
+            stack.extend(c.get("concept", []))
+    return index
 
 
 def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
@@ -213,6 +255,9 @@ def _designations(entry: ExpansionEntry, shown: str | None, used: Designation | 
     candidates.extend(entry.designations)
     if concept is not None:
         candidates.extend(concept.designations)
+    for sup in pres.supplements.get((entry.system, entry.code), []):
+        candidates.extend(Designation(d.get("language"), d.get("use"), d.get("value", ""))
+                          for d in sup.get("designation", []))
     seen: set[tuple[str | None, str]] = set()
     for d in candidates:
         if d is used or (d.language, d.value) in seen or not _designation_wanted(d, pres.designation_filters):
@@ -238,21 +283,90 @@ def _property_values(concept: Concept, code: str) -> list[tuple[str, Any]]:
     return [p.to_part_value() for p in concept.properties if p.code == code]
 
 
+SD = "http://hl7.org/fhir/StructureDefinition/"
+# Concept extensions tx.fhir.org reports as properties: url -> (property code, value key, uri)
+EXTENSION_PROPERTIES = {
+    SD + "codesystem-conceptOrder": ("order", "valueDecimal", CONCEPT_PROPERTIES + "order"),
+    SD + "valueset-conceptOrder": ("order", "valueDecimal", CONCEPT_PROPERTIES + "order"),
+    SD + "codesystem-label": ("label", "valueString", CONCEPT_PROPERTIES + "label"),
+    SD + "valueset-label": ("label", "valueString", CONCEPT_PROPERTIES + "label"),
+    SD + "itemWeight": ("weight", "valueDecimal", CONCEPT_PROPERTIES + "itemWeight"),
+}
+# Concept extensions copied onto `contains` (from the code system / from the value set).
+CS_CONCEPT_EXTENSIONS = frozenset({SD + "rendering-style", SD + "rendering-xhtml",
+                                   SD + "coding-sctdescid", SD + "codesystem-alternate"})
+VS_CONCEPT_EXTENSIONS = frozenset({SD + "valueset-supplement", SD + "valueset-deprecated",
+                                   SD + "structuredefinition-standards-status",
+                                   SD + "valueset-concept-definition", SD + "coding-sctdescid",
+                                   SD + "rendering-style", SD + "rendering-xhtml"})
+
+
+def _extension_properties(extensions: list[dict[str, Any]]) -> dict[str, tuple[str, Any]]:
+    out: dict[str, tuple[str, Any]] = {}
+    for ext in extensions:
+        known = EXTENSION_PROPERTIES.get(ext.get("url", ""))
+        value = next((v for k, v in ext.items() if k.startswith("value")), None)
+        if known is not None and value is not None:
+            out[known[0]] = (known[1], value)
+    return out
+
+
+def _entry_extensions(entry: ExpansionEntry, pres: Presentation) -> list[dict[str, Any]]:
+    """The code system's (and supplements') concept extensions, then the value set's."""
+    out = [e for e in _cs_extensions(entry, pres) if e.get("url") in CS_CONCEPT_EXTENSIONS]
+    out.extend(e for e in entry.extensions if e.get("url") in VS_CONCEPT_EXTENSIONS)
+    return out
+
+
+def _cs_extensions(entry: ExpansionEntry, pres: Presentation) -> list[dict[str, Any]]:
+    exts = list(entry.concept.extensions) if entry.concept is not None else []
+    for sup in pres.supplements.get((entry.system, entry.code), []):
+        exts.extend(sup.get("extension", []))
+    return exts
+
+
+def _concept_status(entry: ExpansionEntry) -> str | None:
+    concept = entry.concept
+    if concept is None:
+        return None
+    if concept.status not in (None, "active"):
+        return concept.status
+    for ext in concept.extensions:
+        if ext.get("url") == STANDARDS_STATUS_EXT and ext.get("valueCode") == "deprecated":
+            return "deprecated"
+    return None
+
+
+def _supplement_values(entry: ExpansionEntry, pres: Presentation, code: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for sup in pres.supplements.get((entry.system, entry.code), []):
+        for prop in sup.get("property", []):
+            if prop.get("code") == code:
+                out.extend((k, v) for k, v in prop.items() if k.startswith("value"))
+    return out
+
+
 def _properties(entry: ExpansionEntry, pres: Presentation) -> list[dict[str, Any]]:
     if entry.concept is None:
         return []
-    codes = list(pres.properties)
+    values: dict[str, list[tuple[str, Any]]] = {}
+    derived = _extension_properties(_cs_extensions(entry, pres))
+    derived.update(_extension_properties(entry.extensions))  # the value set's own wins
+    for code, kv in derived.items():
+        values[code] = [kv]
+    for code in pres.properties:
+        found = _property_values(entry.concept, code) + _supplement_values(entry, pres, code)
+        if found:
+            values[code] = found
     # tx.fhir.org reports a status other than active (retired, deprecated...) unasked.
-    if entry.concept.status not in (None, "active") and "status" not in codes:
-        codes.append("status")
+    status = _concept_status(entry)
+    if status is not None:
+        values["status"] = [("valueCode", status)]
     out = []
-    for code in codes:
-        values = _property_values(entry.concept, code)
-        if code == "status" and not values and entry.concept.status is not None:
-            values = [("valueCode", entry.concept.status)]
-        if values and code not in pres.used_properties:
+    for code, found in values.items():
+        if code not in pres.used_properties:
             pres.used_properties.append(code)
-        for key, value in values:
+        for key, value in found:
             out.append({"url": CONTAINS_PROPERTY_EXT, "extension": [
                 {"url": "code", "valueCode": code}, {"url": "value", key: value}]})
     return out
@@ -275,7 +389,7 @@ def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str])
         designations = _designations(entry, display, used, pres)
         if designations:
             item["designation"] = designations
-    exts = [*entry.extensions, *_properties(entry, pres)]
+    exts = [*_entry_extensions(entry, pres), *_properties(entry, pres)]
     if exts:
         item["extension"] = exts
     if entry.children:
@@ -287,19 +401,18 @@ def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str])
 
 
 def _declared_properties(expansion: Expansion, pres: Presentation) -> list[dict[str, Any]]:
-    """expansion.property (R5, sent as an R4 extension) for the properties asked for."""
+    """expansion.property (R5, sent as an R4 extension) for the properties asked for or given."""
+    uris: dict[str, str] = {code: uri for code, _, uri in EXTENSION_PROPERTIES.values()}
+    uris.update({c: CONCEPT_PROPERTIES + c for c in ("definition", "parent", "child", "status", "inactive")})
+    for sup in pres.supplement_resources:
+        uris.update({pd["code"]: pd["uri"] for pd in sup.get("property", []) if pd.get("uri")})
+    for provider in expansion.providers:
+        uris.update({pd["code"]: pd["uri"] for pd in provider.property_definitions() if pd.get("uri")})
     out = []
     for code in [*pres.properties, *(c for c in pres.used_properties if c not in pres.properties)]:
-        uri = None
-        for provider in {id(e.provider): e.provider for e in expansion.entries if e.provider}.values():
-            for pd in provider.property_definitions() if provider else []:
-                if pd.get("code") == code and pd.get("uri"):
-                    uri = pd["uri"]
-        if uri is None and code in ("definition", "parent", "child", "status", "inactive"):
-            uri = CONCEPT_PROPERTIES + code
         parts: list[dict[str, Any]] = [{"url": "code", "valueCode": code}]
-        if uri:
-            parts.append({"url": "uri", "valueUri": uri})
+        if code in uris:
+            parts.append({"url": "uri", "valueUri": uris[code]})
         out.append({"url": EXP_PROPERTY_EXT, "extension": parts})
     return out
 
@@ -385,6 +498,9 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         shown = nest_entries(entries if not request.text_filter else
                              [replace(e, nestable=e.nestable and e.filtered) for e in entries])
     pres = _presentation(request, value_set, accept_language)
+    pres.supplement_resources = resolve_supplements(registry, expansion,
+                                                    required_supplements(request, value_set))
+    pres.supplements = _supplement_index(pres.supplement_resources)
     versioned = _versioned_systems(expansion, value_set)
     body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}", "timestamp": _now(),
                             "total": total}
@@ -392,7 +508,9 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         body["offset"] = offset
     body["parameter"] = (_echo(request, accept_language)
                          + [{"name": n, "valueUri": v} for n, v in expansion.version_parameters]
-                         + _used_parameters(expansion))
+                         + _used_parameters(expansion)
+                         + [{"name": "used-supplement", "valueUri": _canonical(sup)}
+                            for sup in pres.supplement_resources])
     contains = [render_entry(e, pres, versioned) for e in shown]
     exts = _declared_properties(expansion, pres)
     if expansion.unclosed:
@@ -411,6 +529,11 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         out["compose"] = value_set["compose"]
     out["expansion"] = body
     return out
+
+
+def _canonical(resource: dict[str, Any]) -> str:
+    version = resource.get("version")
+    return f"{resource.get('url', '')}|{version}" if version else str(resource.get("url", ""))
 
 
 def _now() -> str:
