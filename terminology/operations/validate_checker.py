@@ -89,8 +89,14 @@ def _more_detailed(check: str | None, actual: str | None) -> bool:
 
 
 def concept_status(concept: Concept) -> str:
-    """The concept's status as the messages quote it."""
-    return concept.status or ("inactive" if concept.inactive else "")
+    """The concept's status as the messages quote it (status property, else the
+    standards-status extension a CodeSystem concept may carry, e.g. deprecated)."""
+    if concept.status:
+        return concept.status
+    for ext in concept.extensions:
+        if ext.get("url") == STANDARDS_STATUS_EXT and ext.get("valueCode"):
+            return str(ext["valueCode"])
+    return "inactive" if concept.inactive else ""
 
 
 def _standards_status(resource: dict[str, Any]) -> str | None:
@@ -393,7 +399,7 @@ class Checker:
         concept = provider.locate(code)
         if concept is None:
             return False
-        st.displays.add_concept(provider, concept)
+        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
         st.inactive, st.inactive_path, st.status = concept.inactive, path, concept_status(concept)
         return True
 
@@ -483,7 +489,7 @@ class Checker:
         if concept is None:
             return self._unknown_code(path, provider, code, rs)
         self._case_difference(path, provider, concept, code, st, rs)
-        st.displays.add_concept(provider, concept)
+        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
         return self._accept(path, provider, concept, st, rs)
 
     def _case_difference(self, path: str, provider: CodeSystemProvider, concept: Concept,
@@ -517,7 +523,7 @@ class Checker:
 
     def _check_listed(self, path: str, provider: CodeSystemProvider, concept: Concept,
                       raw: dict[str, Any], st: CodingState, rs: RequestState) -> bool:
-        st.displays.add_concept(provider, concept)
+        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
         st.displays.add_include_concept(raw, self.value_set.get("language"))
         if not self._accept(path, provider, concept, st, rs):
             return False
@@ -538,7 +544,7 @@ class Checker:
         concept = provider.locate(code)
         if concept is None or not all(f.matches(concept) for f in filters):
             return False
-        st.displays.add_concept(provider, concept)
+        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
         return self._accept(path, provider, concept, st, rs)
 
     def excludes_inactive(self) -> bool:

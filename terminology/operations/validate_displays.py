@@ -22,7 +22,6 @@ DISPLAY_USES = (
 )
 _WS = re.compile(r"\s+")
 INACTIVE_DESIGNATION_STATUSES = frozenset({"withdrawn", "inactive", "retired", "deprecated"})
-STANDARDS_STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
 
 
 @dataclass(slots=True)
@@ -59,17 +58,36 @@ class DisplayList:
     def_lang: str | None = None
     items: list[Display] = field(default_factory=list)
 
-    def add_concept(self, provider: CodeSystemProvider, concept: Concept) -> None:
-        """The concept's display (in the code system's language) and its designations."""
+    def add_concept(self, provider: CodeSystemProvider, concept: Concept,
+                    supplements: list[dict[str, Any]] | None = None) -> None:
+        """The concept's display (in the code system's language), its designations and the
+        designations supplements give it."""
         lang = provider.language or "en"
         if self.def_lang is None:
             self.def_lang = lang
         if concept.display:
             self.items.append(Display(concept.display.strip(), lang))
+        statuses: dict[tuple[str, str], str] = getattr(provider, "designation_status", {})
         for d in concept.designations:
             use = d.use or {}
             is_display = not d.use or (use.get("system"), use.get("code")) in DISPLAY_USES
-            self.items.append(Display(d.value.strip(), d.language, is_display, _designation_status(d)))
+            status = statuses.get((concept.code, d.value), "active")
+            self.items.append(Display(d.value.strip(), d.language, is_display, status))
+        for supplement in supplements or []:
+            self._add_supplement(supplement, concept.code)
+
+    def _add_supplement(self, supplement: dict[str, Any], code: str) -> None:
+        stack = list(supplement.get("concept", []))
+        while stack:
+            raw = stack.pop()
+            if raw.get("code") == code:
+                for d in raw.get("designation", []):
+                    if d.get("value"):
+                        use = d.get("use") or {}
+                        is_display = not use or (use.get("system"), use.get("code")) in DISPLAY_USES
+                        self.items.append(Display(str(d["value"]).strip(), d.get("language"), is_display))
+                return
+            stack.extend(raw.get("concept", []))
 
     def add_include_concept(self, raw: dict[str, Any], vs_language: str | None) -> None:
         """Displays a value set's compose concept adds (its display and designations)."""
@@ -159,13 +177,6 @@ class DisplayList:
             if d.value == value:
                 return d.status
         return ""
-
-
-def _designation_status(d: Any) -> str:
-    for ext in getattr(d, "extensions", None) or []:
-        if ext.get("url") == STANDARDS_STATUS_EXT:
-            return str(ext.get("valueCode"))
-    return "active"
 
 
 def join_with_or(items: list[str]) -> str:

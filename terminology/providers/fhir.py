@@ -12,6 +12,7 @@ NOT_SELECTABLE_URI = "http://hl7.org/fhir/concept-properties#notSelectable"
 STATUS_URI = "http://hl7.org/fhir/concept-properties#status"
 INACTIVE_URI = "http://hl7.org/fhir/concept-properties#inactive"
 INACTIVE_STATUSES = frozenset({"retired", "inactive"})
+STANDARDS_STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
 
 
 def _prop_value(entry: dict[str, Any]) -> tuple[str, Any] | None:
@@ -41,6 +42,9 @@ class FhirCodeSystemProvider:
         self._status = by_uri.get(STATUS_URI, "status")
         self._inactive = by_uri.get(INACTIVE_URI, "inactive")
         self._concepts: dict[str, Concept] = {}
+        # (code, designation value) -> standards-status of that designation (e.g. an old display
+        # marked withdrawn); $validate-code reports such displays as no longer correct.
+        self.designation_status: dict[tuple[str, str], str] = {}
         self._folded: dict[str, Concept] = {}
         self._roots: list[Concept] = []
         self._tree_parent: dict[str, str] = {}  # nested-concept parent (not parent properties)
@@ -62,6 +66,10 @@ class FhirCodeSystemProvider:
             ],
             extensions=list(raw.get("extension", [])),
         )
+        for d in raw.get("designation", []):
+            for ext in d.get("extension", []):
+                if ext.get("url") == STANDARDS_STATUS_EXT and ext.get("valueCode"):
+                    self.designation_status[(raw["code"], d.get("value", ""))] = ext["valueCode"]
         for entry in raw.get("property", []):
             pv = _prop_value(entry)
             if pv is not None:
