@@ -260,6 +260,9 @@ class _Evaluation:
                                  self.version_parameters)
         provider = resolve_include_provider(self.registry, system, version, purpose=self.purpose)
         _check_version(provider, self.options)
+        if self.purpose == "expanded" and provider.content == "not-present":
+            raise Unprocessable(f"The code system definition for {system} has no content, so this "
+                                "expansion cannot be performed", code="business-rule")
         used = f"{provider.url}|{provider.version}" if provider.version else provider.url
         if used not in self.used_systems:
             self.used_systems.append(used)

@@ -178,3 +178,12 @@ def test_membership_uses_coding_version_when_include_has_none(registry: Registry
     vs = value_set("urn:vs", {"include": [{"system": CS}]})
     result = check_membership(registry, vs, CS, "a", "1", ComposeOptions())
     assert result.found and result.provider is not None and result.provider.version == "1"
+
+
+def test_expanding_a_not_present_code_system_is_an_error(registry: Registry) -> None:
+    registry.add_code_system(FhirCodeSystemProvider({
+        "resourceType": "CodeSystem", "url": "urn:empty", "status": "active", "content": "not-present"}))
+    vs = value_set("urn:vs", {"include": [{"system": "urn:empty"}]})
+    with pytest.raises(Unprocessable) as err:
+        expand_compose(registry, vs, ComposeOptions())
+    assert "has no content" in err.value.text
