@@ -479,7 +479,8 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     expansion = expand_compose(registry, value_set, options, max_size=None if request.text_filter else limit)
     entries = expansion.entries
     if request.text_filter:
-        entries = [e for e in entries if text_matcher(request.text_filter)(e)]
+        matches = text_matcher(request.text_filter)
+        entries = [e for e in entries if matches(e)]
     if limit is not None:
         # CPT has its own (operator-set) cap, as tx.fhir.org caps CPT expansions
         if any(s.split("|")[0] == CPT_URL for s in expansion.used_systems):
