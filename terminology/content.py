@@ -45,8 +45,13 @@ class LoadedResource:
     resource: dict[str, Any]
 
 
-def _model_errors(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    """(element path, message) pairs from fhir.resources for one resource."""
+def _model_errors(resource: dict[str, Any], lenient: bool = False) -> list[tuple[str, str]]:
+    """(element path, message) pairs from fhir.resources for one resource.
+
+    `lenient` (resources sent with a request) lets required elements be missing: the
+    operations report those themselves, with the message a client expects (a filter with
+    no value is an error of the compose, not of the transport).
+    """
     from fhir.resources.R4B import get_fhir_model_class
     from pydantic import ValidationError
 
@@ -56,6 +61,8 @@ def _model_errors(resource: dict[str, Any]) -> list[tuple[str, str]]:
     except ValidationError as e:
         out = []
         for err in e.errors():
+            if lenient and str(err.get("type", "")).endswith("missing"):
+                continue
             loc = ".".join(str(p) for p in err.get("loc", ()))
             out.append((f"{resource['resourceType']}.{loc}" if loc else resource["resourceType"],
                         str(err.get("msg", "invalid"))))
@@ -63,16 +70,16 @@ def _model_errors(resource: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def _binding_errors(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def _binding_errors(resource: dict[str, Any], lenient: bool = False) -> Iterator[tuple[str, str]]:
     """Checks fhir.resources does not make: required bindings, duplicates, missing parents."""
     rtype = resource["resourceType"]
     status = resource.get("status")
-    if status not in PUBLICATION_STATUS:
+    if status not in PUBLICATION_STATUS and not (lenient and status is None):
         yield f"{rtype}.status", f"'{status}' is not a publication-status code"
     if rtype != "CodeSystem":
         return
     content = resource.get("content")
-    if content not in CS_CONTENT:
+    if content not in CS_CONTENT and not (lenient and content is None):
         yield "CodeSystem.content", f"'{content}' is not a codesystem-content-mode code"
     meaning = resource.get("hierarchyMeaning")
     if meaning is not None and meaning not in HIERARCHY_MEANING:
@@ -131,18 +138,19 @@ class ValidationMemo:
 
 
 def validate_resource(
-    resource: dict[str, Any], source: str, memo: ValidationMemo | None = None
+    resource: dict[str, Any], source: str, memo: ValidationMemo | None = None,
+    lenient: bool = False,
 ) -> None:
-    """Raise ContentError for the first problem in `resource`."""
+    """Raise ContentError for the first problem in `resource` (lenient: see _model_errors)."""
     rtype = resource.get("resourceType")
     if rtype not in RESOURCE_TYPES:
         raise ContentError(source, "resourceType", f"'{rtype}' is not CodeSystem, ValueSet or ConceptMap")
-    for path, problem in _binding_errors(resource):
+    for path, problem in _binding_errors(resource, lenient):
         raise ContentError(source, path, problem)
     digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
     if memo is not None and memo.known(digest):
         return
-    for path, problem in _model_errors(resource):
+    for path, problem in _model_errors(resource, lenient):
         raise ContentError(source, path, problem)
     if memo is not None:
         memo.remember(digest)
@@ -223,18 +231,23 @@ _TX_LOCK = threading.Lock()
 _TX_MEMO_SIZE = 256
 
 
-def _provider_for_request(resource: dict[str, Any], where: str) -> Any:
-    """Validate and index a tx-resource CodeSystem, reusing the result for identical content."""
+def _request_item(resource: dict[str, Any], where: str) -> Any:
+    """Validate and index a tx-resource, reusing the result for identical content.
+
+    Clients send the same supporting resources with request after request; validating and
+    indexing each distinct one once keeps tx-resource off the hot path.
+    """
     digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
     with _TX_LOCK:
         if digest in _TX_MEMO:
             _TX_MEMO.move_to_end(digest)
             return _TX_MEMO[digest]
     try:
-        validate_resource(resource, where)
+        validate_resource(resource, where, lenient=True)
     except ContentError as e:
         raise BadRequest(f"Invalid tx-resource: {e.path}: {e.problem}", expression=where) from e
-    item = make_provider(resource) if resource.get("content") != "supplement" else resource
+    is_provider = resource.get("resourceType") == "CodeSystem" and resource.get("content") != "supplement"
+    item = make_provider(resource) if is_provider else resource
     with _TX_LOCK:
         _TX_MEMO[digest] = item
         while len(_TX_MEMO) > _TX_MEMO_SIZE:
@@ -250,18 +263,13 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
     for i, r in enumerate(resources):
         where = f"Parameters.parameter[tx-resource][{i}]"
         rtype = r.get("resourceType")
-        if rtype == "CodeSystem":
-            if base.has_code_system(r.get("url", "")):
-                continue  # never shadow the server's own code systems
-            item = _provider_for_request(r, where)
-            if isinstance(item, dict):
-                overlay.add_supplement(item)
-            else:
-                overlay.add_code_system(item)
-        elif rtype in ("ValueSet", "ConceptMap"):
-            try:
-                validate_resource(r, where)
-            except ContentError as e:
-                raise BadRequest(f"Invalid tx-resource: {e.path}: {e.problem}", expression=where) from e
-            add_resource(overlay, r)
+        if rtype == "CodeSystem" and base.has_code_system(r.get("url", "")):
+            continue  # never shadow the server's own code systems
+        if rtype not in RESOURCE_TYPES:
+            continue  # other resource types are not terminology content; ignore them
+        item = _request_item(r, where)
+        if isinstance(item, dict):
+            add_resource(overlay, item)
+        else:
+            overlay.add_code_system(item)
     return overlay
