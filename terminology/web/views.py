@@ -134,7 +134,7 @@ def value_set_page() -> str:
     systems = [e.get("system", "") for _, e in entries]
     return _page("valueset.html", [call], systems, value_set=value_set,
                  rules=valuesets.compose_rules(registry(), value_set), entries=entries,
-                 pager=pager, filter=text or "", count=count)
+                 pager=pager, filter=text or "", count=count, show_system=len(set(systems)) > 1)
 
 
 @web.get("/codesystem")
