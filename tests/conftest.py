@@ -29,7 +29,7 @@ BODY_SITE = "http://example.test/fhir/CodeSystem/body-site"
 
 def load_json(name: str) -> dict[str, Any]:
     """A JSON file from tests/data."""
-    return orjson.loads((DATA / name).read_bytes())  # type: ignore[no-any-return]
+    return orjson.loads((DATA / name).read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +111,7 @@ def assert_outcome(resp: Any, status: int, text_fragment: str = "", expression: 
     assert text_fragment.lower() in issue["details"]["text"].lower()
     if expression is not None:
         assert issue.get("expression") == [expression]
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def param_value(params: dict[str, Any], name: str) -> Any:

@@ -35,7 +35,7 @@ def test_lookup_property_parameter_selects_properties(live_server: str) -> None:
 
 
 def test_lookup_post_parameters(live_server: str) -> None:
-    body = {"resourceType": "Parameters", "parameter": [
+    body: dict[str, Any] = {"resourceType": "Parameters", "parameter": [
         {"name": "coding", "valueCoding": {"system": CPT_URL, "code": "70551"}}]}
     resp = requests.post(f"{live_server}/CodeSystem/$lookup", json=body, timeout=10,
                          headers={"Content-Type": FHIR_JSON})

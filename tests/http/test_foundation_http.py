@@ -16,7 +16,7 @@ def ok_json(resp: Any) -> dict[str, Any]:
     assert resp.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
     body = resp.get_json()
     assert_fhir_valid(body)
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def test_metadata_is_a_terminology_capability_statement(client: Any) -> None:

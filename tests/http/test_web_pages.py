@@ -20,7 +20,7 @@ def page(client: Any, url: str, status: int = 200) -> str:
     resp = client.get(url)
     assert resp.status_code == status, resp.get_data(as_text=True)[:500]
     assert resp.headers["Content-Type"].startswith("text/html")
-    return resp.get_data(as_text=True)  # type: ignore[no-any-return]
+    return resp.get_data(as_text=True)
 
 
 def concept_url(code: str, system: str = CPT_URL, **extra: str) -> str:
