@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from terminology.errors import FhirError
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry
 from terminology.web.calls import FhirCall, operation, run
@@ -33,6 +34,7 @@ class SearchGroup:
     call: FhirCall
     total: int
     hits: list[Hit] = field(default_factory=list)
+    error: str | None = None  # why this code system could not be searched (too costly...)
 
     @property
     def label(self) -> str:
@@ -92,7 +94,11 @@ def search(registry: Registry, text: str, system: str | None = None) -> list[Sea
         if system and provider.url != system:
             continue
         call = expand_call(registry, provider, text)
-        expansion = run(call).get("expansion", {})
+        try:
+            expansion = run(call).get("expansion", {})
+        except FhirError as e:  # one code system failing does not hide the others' matches
+            groups.append(SearchGroup(provider, call, 0, error="; ".join(i.text for i in e.issues)))
+            continue
         hits = [Hit(c["code"], c.get("display")) for c in expansion.get("contains", [])
                 if c.get("system") == provider.url]
         if hits:

@@ -87,6 +87,23 @@ def test_search_that_matches_nothing_says_so(client: Any) -> None:
     assert "No codes match “zzzqqq”" in page(client, "/?q=zzzqqq")
 
 
+def test_a_code_system_that_cannot_be_searched_does_not_hide_the_others(client: Any, monkeypatch: Any) -> None:
+    from terminology.errors import TooCostly
+    from terminology.web import search
+
+    real_run = search.run
+
+    def run(call: Any, *args: Any) -> Any:
+        if call.body is not None:  # the body-site search (inline value set)
+            raise TooCostly("The value set expansion is too costly")
+        return real_run(call, *args)
+
+    monkeypatch.setattr(search, "run", run)
+    body = page(client, "/?q=cerv")
+    assert "72126" in result_codes(body) and "c-spine" not in result_codes(body)
+    assert '<p class="result invalid" role="alert">The value set expansion is too costly</p>' in body
+
+
 def test_search_escapes_what_the_user_typed(client: Any) -> None:
     body = page(client, "/?q=" + quote('<script>alert("x")</script>'))
     assert "<script>alert" not in body
