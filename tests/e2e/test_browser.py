@@ -77,6 +77,7 @@ def test_typing_in_the_search_box_lists_matches_as_you_type(page: Page, site: st
     for code in ("72125", "72126", "72127"):
         expect(results.get_by_role("link", name=re.compile(code))).to_be_visible()
     expect(page).to_have_url(re.compile(r"\?q=cerv$"))  # the address reproduces the results
+    expect(page.locator("#search-status")).to_have_text(re.compile(r"^\d+ results$"))
     expect(results.locator(".fhir-link").first).to_contain_text("$expand")
     expect(results).to_contain_text("American Medical Association")
     shot(page, "search")

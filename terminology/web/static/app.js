@@ -4,6 +4,7 @@
   "use strict";
   var form = document.querySelector("form.search");
   var results = document.getElementById("results");
+  var status = document.getElementById("search-status");
   if (!form || !results || !window.fetch) return;
   var input = form.querySelector("#q");
   var system = form.querySelector("#system");
@@ -28,6 +29,9 @@
       .then(function (html) {
         results.innerHTML = html;
         results.removeAttribute("aria-busy");
+        // Announce a short count, not the whole list, to screen readers.
+        var found = results.querySelectorAll("ul.hits li").length;
+        if (status) status.textContent = qs ? found + (found === 1 ? " result" : " results") : "";
         // Keep the address shareable: it reproduces these results without JavaScript.
         history.replaceState(null, "", qs ? "?" + qs : location.pathname);
       })
