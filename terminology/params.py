@@ -212,6 +212,7 @@ class LookupRequest:
     display_language: str | None = None
     properties: list[str] = field(default_factory=list)
     date: str | None = None
+    use_supplements: list[str] = field(default_factory=list)
 
 
 def lookup_request(bag: ParamBag, instance_url: str | None = None) -> LookupRequest:
@@ -236,7 +237,8 @@ def lookup_request(bag: ParamBag, instance_url: str | None = None) -> LookupRequ
     props: list[str] = []
     for p in bag.texts("property"):
         props.extend(x.strip() for x in p.split(",") if x.strip())
-    return LookupRequest(system, code, version, bag.text("displayLanguage"), props, bag.text("date"))
+    return LookupRequest(system, code, version, bag.text("displayLanguage"), props, bag.text("date"),
+                         bag.texts("useSupplement"))
 
 
 # -- ValueSet/$expand -------------------------------------------------------------------------
@@ -370,6 +372,7 @@ class ValidateCodeRequest:
     check_versions: dict[str, str] = field(default_factory=dict)
     force_versions: dict[str, str] = field(default_factory=dict)
     default_valueset_versions: dict[str, str] = field(default_factory=dict)
+    use_supplements: list[str] = field(default_factory=list)
 
 
 def _coded_value(bag: ParamBag, for_code_system: bool) -> tuple[str, dict[str, Any]] | None:
@@ -426,4 +429,5 @@ def validate_code_request(bag: ParamBag, for_code_system: bool) -> ValidateCodeR
         check_versions=canonical_map(bag, "check-system-version"),
         force_versions=canonical_map(bag, "force-system-version"),
         default_valueset_versions=canonical_map(bag, "default-valueset-version"),
+        use_supplements=bag.texts("useSupplement"),
     )

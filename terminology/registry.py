@@ -84,7 +84,8 @@ class Registry:
         self._concept_maps = _Canonicals()
         self._all_concept_maps: list[dict[str, Any]] = []  # every map, even two with one url|version
         self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
-        self._supplements: dict[str, list[dict[str, Any]]] = {}
+        self._supplements: dict[str, list[dict[str, Any]]] = {}  # by supplemented system
+        self._supplements_by_url = _Canonicals()  # by the supplement's own url
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class Registry:
         """Register a CodeSystem with content=supplement under the system it supplements."""
         base, _ = split_canonical(resource.get("supplements", ""))
         self._supplements.setdefault(base, []).append(resource)
-        self._code_systems.add(resource.get("url", ""), resource.get("version"), None)
+        self._supplements_by_url.add(resource.get("url", ""), resource.get("version"), resource)
 
     def add_value_set(self, resource: dict[str, Any]) -> None:
         """Register a ValueSet resource dict."""
@@ -142,6 +143,14 @@ class Registry:
         """CodeSystem supplements registered for `url`."""
         below = self.parent.supplements(url) if self.parent else []
         return below + self._supplements.get(url, [])
+
+    def supplement(self, url: str, version: str | None = None) -> dict[str, Any] | None:
+        """The supplement CodeSystem whose own url (and version) is given, overlay first."""
+        url, embedded = split_canonical(url)
+        found = self._supplements_by_url.get(url, version or embedded)
+        if found is None and self.parent is not None:
+            return self.parent.supplement(url, version or embedded)
+        return found
 
     def value_set(self, url: str, version: str | None = None) -> dict[str, Any] | None:
         """The ValueSet resource for url (and version; newest when None), overlay first."""

@@ -22,14 +22,21 @@ from terminology.compose import (
     resolve_value_set,
     too_costly,
 )
-from terminology.errors import BadRequest, Unprocessable
+from terminology.errors import BadRequest
 from terminology.filters import Deadline
 from terminology.languages import language_matches, parse_languages
 from terminology.params import ExpandRequest, expand_request
 from terminology.providers import CPT_URL
 from terminology.providers.base import Concept, Designation
-from terminology.registry import Registry
+from terminology.registry import Registry, split_canonical
 from terminology.settings import Settings
+from terminology.supplements import (
+    canonical,
+    missing_supplement_error,
+    named_supplements,
+    require_supplements,
+    supplement_concepts,
+)
 
 if TYPE_CHECKING:
     from terminology.operations import OperationContext
@@ -120,43 +127,17 @@ def apply_value_set_defaults(request: ExpandRequest, value_set: dict[str, Any]) 
     return replace(request, echo=echo, **changes)
 
 
-SUPPLEMENT_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-supplement"
-
-
-def required_supplements(request: ExpandRequest, value_set: dict[str, Any]) -> list[str]:
-    """Supplements the request (useSupplement) or the value set (valueset-supplement) names."""
-    named = list(request.use_supplements)
-    named.extend(e["valueCanonical"] for e in value_set.get("extension", [])
-                 if e.get("url") == SUPPLEMENT_EXT and e.get("valueCanonical"))
-    return named
-
-
-def resolve_supplements(registry: Registry, expansion: Expansion,
-                        named: list[str]) -> list[dict[str, Any]]:
-    """The supplement CodeSystems named, each for a system the expansion uses; 4xx if missing."""
-    systems = {u.split("|")[0] for u in expansion.used_systems}
-    out = []
-    for ref in named:
-        url, _, version = ref.partition("|")
-        found = [s for base in systems for s in registry.supplements(base)
-                 if s.get("url") == url and (not version or s.get("version") == version)]
-        if not found:
-            raise Unprocessable(f"Required supplement not found: {ref}", code="not-found",
-                                message_id="VALUESET_SUPPLEMENT_MISSING", tx_code="not-found")
-        out.append(found[-1])
-    return out
-
-
-def _supplement_index(supplements: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    index: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for sup in supplements:
-        base = sup.get("supplements", "").split("|")[0]
-        stack = list(sup.get("concept", []))
-        while stack:
-            c = stack.pop()
-            index.setdefault((base, c.get("code", "")), []).append(c)
-            stack.extend(c.get("concept", []))
-    return index
+def resolve_supplements(registry: Registry, expansion: Expansion, request: ExpandRequest,
+                        value_set: dict[str, Any]) -> list[dict[str, Any]]:
+    """The supplements asked for, each for a system the expansion uses; 4xx if one is not."""
+    named = named_supplements(request.use_supplements, value_set)
+    found = require_supplements(registry, named)
+    systems = {split_canonical(u)[0] for u in expansion.used_systems}
+    unused = [ref for ref, sup in zip(named, found, strict=True)
+              if split_canonical(sup.get("supplements", ""))[0] not in systems]
+    if unused:
+        raise missing_supplement_error(unused)
+    return found
 
 
 def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
@@ -499,9 +480,8 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         shown = nest_entries(entries if not request.text_filter else
                              [replace(e, nestable=e.nestable and e.filtered) for e in entries])
     pres = _presentation(request, value_set, accept_language)
-    pres.supplement_resources = resolve_supplements(registry, expansion,
-                                                    required_supplements(request, value_set))
-    pres.supplements = _supplement_index(pres.supplement_resources)
+    pres.supplement_resources = resolve_supplements(registry, expansion, request, value_set)
+    pres.supplements = supplement_concepts(pres.supplement_resources)
     versioned = _versioned_systems(expansion, value_set)
     body: dict[str, Any] = {"identifier": f"urn:uuid:{uuid.uuid4()}", "timestamp": _now(),
                             "total": total}
@@ -510,7 +490,7 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     body["parameter"] = (_echo(request, accept_language)
                          + [{"name": n, "valueUri": v} for n, v in expansion.version_parameters]
                          + _used_parameters(expansion)
-                         + [{"name": "used-supplement", "valueUri": _canonical(sup)}
+                         + [{"name": "used-supplement", "valueUri": canonical(sup)}
                             for sup in pres.supplement_resources])
     contains = [render_entry(e, pres, versioned) for e in shown]
     exts = _declared_properties(expansion, pres)
@@ -530,11 +510,6 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         out["compose"] = value_set["compose"]
     out["expansion"] = body
     return out
-
-
-def _canonical(resource: dict[str, Any]) -> str:
-    version = resource.get("version")
-    return f"{resource.get('url', '')}|{version}" if version else str(resource.get("url", ""))
 
 
 def _now() -> str:

@@ -9,6 +9,12 @@ from terminology.languages import pick_display
 from terminology.params import LookupRequest
 from terminology.providers.base import CodeSystemProvider, Concept, Prop
 from terminology.registry import Registry
+from terminology.supplements import (
+    canonical,
+    require_supplements,
+    supplement_concepts,
+    supplements_for,
+)
 
 PREFERRED_FOR_LANGUAGE = {
     "system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
@@ -70,6 +76,24 @@ def _designations(provider: CodeSystemProvider, concept: Concept) -> list[dict[s
     return out
 
 
+def _supplement_designations(supplements: list[dict[str, Any]], system: str,
+                             code: str) -> list[dict[str, Any]]:
+    """Designations that the supplements in use add to the concept, each with its source."""
+    out = []
+    for sup in supplements:
+        for c in supplement_concepts([sup]).get((system, code), []):
+            for d in c.get("designation", []):
+                parts: list[dict[str, Any]] = []
+                if d.get("language"):
+                    parts.append({"name": "language", "valueCode": d["language"]})
+                if d.get("use"):
+                    parts.append({"name": "use", "valueCoding": d["use"]})
+                parts.append({"name": "source", "valueCanonical": canonical(sup)})
+                parts.append({"name": "value", "valueString": d.get("value", "")})
+                out.append({"name": "designation", "part": parts})
+    return out
+
+
 def _properties(provider: CodeSystemProvider, concept: Concept, requested: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if provider.hierarchical:
@@ -115,5 +139,8 @@ def lookup(registry: Registry, request: LookupRequest) -> dict[str, Any]:
         params.append(_param("definition", "valueString", concept.definition))
     params.append(_param("abstract", "valueBoolean", concept.abstract))
     params.extend(_designations(provider, concept))
+    supplements = supplements_for(require_supplements(registry, request.use_supplements), provider.url)
+    params.extend(_supplement_designations(supplements, provider.url, concept.code))
     params.extend(_properties(provider, concept, request.properties))
+    params.extend({"name": "used-supplement", "valueCanonical": canonical(s)} for s in supplements)
     return {"resourceType": "Parameters", "parameter": params}

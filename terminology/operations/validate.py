@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.compose import ComposeOptions
-from terminology.errors import FhirError, Issue
+from terminology.errors import Issue
 from terminology.operations.validate_checker import (
     Checker,
     CodingState,
@@ -32,7 +32,8 @@ from terminology.operations.validate_outcome import PrepareError, add_to_path
 from terminology.params import ValidateCodeRequest
 from terminology.providers.base import CodeSystemProvider
 from terminology.providers.fhir import FhirCodeSystemProvider
-from terminology.registry import Registry, split_canonical
+from terminology.registry import Registry
+from terminology.supplements import canonical, supplements_for
 
 ISSUE_PATHS = {"code": "", "coding": "Coding", "codeableConcept": "CodeableConcept"}
 
@@ -208,7 +209,7 @@ def _on_invalid(checker: Checker, coding: dict[str, Any], ws: str, path: str, mo
             _unknown_code(provider, coding["code"], path, mt, rs)
         return
     displays = DisplayList()
-    displays.add_concept(provider, concept, checker.registry.supplements(provider.url))
+    displays.add_concept(provider, concept, supplements_for(checker.settings.supplements, provider.url))
     display = displays.preferred(checker.settings.languages) or displays.preferred([])
     if display:
         best.display = display
@@ -240,10 +241,9 @@ def _system_not_found(checker: Checker, coding: dict[str, Any], ws: str, path: s
         rs.op.add("error", "invalid", system_path, "Terminology_TX_System_ValueSet2", text,
                   "invalid-data")
         return
-    supplement = next((s for s in _supplements_with_url(checker.registry, ws)), None)
+    supplement = checker.registry.supplement(ws)
     if supplement is not None:
-        canonical = f"{ws}|{supplement['version']}" if supplement.get("version") else ws
-        text = message("CODESYSTEM_CS_NO_SUPPLEMENT", canonical)
+        text = message("CODESYSTEM_CS_NO_SUPPLEMENT", canonical(supplement))
         mt.add(text)
         rs.op.add("error", "invalid", system_path, "CODESYSTEM_CS_NO_SUPPLEMENT", text, "invalid-data")
         return
@@ -258,42 +258,6 @@ def _system_not_found(checker: Checker, coding: dict[str, Any], ws: str, path: s
     if rs.unknown(key):
         rs.op.add("error", "not-found", system_path, mid, text, "not-found")
     mt.add(text)
-
-
-SUPPLEMENT_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-supplement"
-
-
-def check_required_supplements(registry: Registry, value_set: dict[str, Any]) -> None:
-    """A value set that names supplements (valueset-supplement) needs them all to be known."""
-    missing = []
-    for ext in value_set.get("extension", []):
-        if ext.get("url") != SUPPLEMENT_EXT:
-            continue
-        ref = ext.get("valueCanonical") or ext.get("valueUri") or ext.get("valueString") or ""
-        base, _ = split_canonical(ref)
-        if not _supplements_with_url(registry, base):
-            missing.append(ref)
-    if missing:
-        mid = "VALUESET_SUPPLEMENT_MISSING_" + ("one" if len(missing) == 1 else "other")
-        raise FhirError(message(mid, ", ".join(missing)), code="not-found", tx_code="not-found",
-                        message_id="VALUESET_SUPPLEMENT_MISSING", status=422)
-
-
-def _supplements_with_url(registry: Registry, url: str) -> list[dict[str, Any]]:
-    """Supplement CodeSystems whose own url is `url` (a supplement named as a Coding.system)."""
-    out: list[dict[str, Any]] = []
-    for base in _supplemented_bases(registry):
-        out.extend(s for s in registry.supplements(base) if s.get("url") == url)
-    return out
-
-
-def _supplemented_bases(registry: Registry) -> list[str]:
-    bases: list[str] = []
-    reg: Registry | None = registry
-    while reg is not None:
-        bases.extend(reg._supplements)
-        reg = reg.parent
-    return bases
 
 
 def _not_in_vs(checker: Checker, issue_path: str, coded: dict[str, Any], mode: str,
@@ -471,8 +435,7 @@ def validate_value_set(registry: Registry, request: ValidateCodeRequest,
     """ValueSet/$validate-code: is the code (Coding, CodeableConcept) in the value set?"""
     options = compose_options(request)
     value_set = resolve_target_value_set(registry, request, instance, options)
-    settings = checker_settings(request, options, accept_language, value_set)
-    check_required_supplements(registry, value_set)
+    settings = checker_settings(registry, request, options, accept_language, value_set)
     checker = Checker(registry, value_set, settings)
     try:
         checker.prepare()
@@ -521,10 +484,9 @@ def resolve_validation_code_system(registry: Registry, request: ValidateCodeRequ
     version = rules.determine(url, version)
     provider = registry.code_system(url, version)
     if provider is None:
-        supplement = next(iter(_supplements_with_url(registry, url)), None)
+        supplement = registry.supplement(url)
         if supplement is not None:
-            canonical = f"{url}|{supplement['version']}" if supplement.get("version") else url
-            text = message("CODESYSTEM_CS_NO_SUPPLEMENT", canonical)
+            text = message("CODESYSTEM_CS_NO_SUPPLEMENT", canonical(supplement))
             raise PrepareError(Issue("error", "invalid", text, [_system_path(request.mode)],
                                      "invalid-data", "CODESYSTEM_CS_NO_SUPPLEMENT"), url)
         if registry.value_set(url) is not None:
@@ -555,7 +517,7 @@ def validate_code_system(registry: Registry, request: ValidateCodeRequest,
     }
     if provider.version:
         include["version"] = value_set["version"] = provider.version
-    settings = checker_settings(request, options, accept_language, None)
+    settings = checker_settings(registry, request, options, accept_language, None)
     checker = Checker(registry, value_set, settings, internally_defined=True)
     return check_coded(checker, ISSUE_PATHS[request.mode], request.coded, request.mode).parameters()
 

@@ -20,6 +20,7 @@ from terminology.operations.validate_outcome import Outcome, PrepareError, add_t
 from terminology.params import ValidateCodeRequest
 from terminology.providers.base import CodeSystemProvider, Concept
 from terminology.registry import Registry, split_canonical, version_key, version_matches
+from terminology.supplements import named_supplements, require_supplements, supplements_for
 
 INCLUDE_KINDS = ("complete", "fragment")
 STANDARDS_STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
@@ -38,6 +39,7 @@ class Settings:
     infer_system: bool = False
     display_warning: bool = False
     membership_only: bool = False
+    supplements: list[dict[str, Any]] = field(default_factory=list)  # the ones in use
 
 
 @dataclass
@@ -399,7 +401,7 @@ class Checker:
         concept = provider.locate(code)
         if concept is None:
             return False
-        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
+        st.displays.add_concept(provider, concept, supplements_for(self.settings.supplements, provider.url))
         st.inactive, st.inactive_path, st.status = concept.inactive, path, concept_status(concept)
         return True
 
@@ -489,7 +491,7 @@ class Checker:
         if concept is None:
             return self._unknown_code(path, provider, code, rs)
         self._case_difference(path, provider, concept, code, st, rs)
-        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
+        st.displays.add_concept(provider, concept, supplements_for(self.settings.supplements, provider.url))
         return self._accept(path, provider, concept, st, rs)
 
     def _case_difference(self, path: str, provider: CodeSystemProvider, concept: Concept,
@@ -523,7 +525,7 @@ class Checker:
 
     def _check_listed(self, path: str, provider: CodeSystemProvider, concept: Concept,
                       raw: dict[str, Any], st: CodingState, rs: RequestState) -> bool:
-        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
+        st.displays.add_concept(provider, concept, supplements_for(self.settings.supplements, provider.url))
         st.displays.add_include_concept(raw, self.value_set.get("language"))
         if not self._accept(path, provider, concept, st, rs):
             return False
@@ -544,7 +546,7 @@ class Checker:
         concept = provider.locate(code)
         if concept is None or not all(f.matches(concept) for f in filters):
             return False
-        st.displays.add_concept(provider, concept, self.registry.supplements(provider.url))
+        st.displays.add_concept(provider, concept, supplements_for(self.settings.supplements, provider.url))
         return self._accept(path, provider, concept, st, rs)
 
     def excludes_inactive(self) -> bool:
@@ -639,7 +641,7 @@ def value_set_parameters(value_set: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def checker_settings(request: ValidateCodeRequest, options: ComposeOptions,
+def checker_settings(registry: Registry, request: ValidateCodeRequest, options: ComposeOptions,
                      accept_language: str | None, value_set: dict[str, Any] | None) -> Settings:
     """Settings for a request: languages from displayLanguage, the value set's own
     displayLanguage parameter, the Accept-Language header, or the value set's language."""
@@ -651,4 +653,5 @@ def checker_settings(request: ValidateCodeRequest, options: ComposeOptions,
         abstract_ok=request.abstract_ok, active_only=request.active_only,
         infer_system=request.infer_system, display_warning=request.lenient_display,
         membership_only=request.membership_only,
+        supplements=require_supplements(registry, named_supplements(request.use_supplements, value_set)),
     )

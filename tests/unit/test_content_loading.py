@@ -132,7 +132,7 @@ def test_memo_skips_model_validation_for_unchanged_content(tmp_path: Path, monke
     load_registry([folder], memo)
     assert memo.read_text().strip()
 
-    def fail(_resource: dict[str, Any]) -> list[tuple[str, str]]:
+    def fail(_resource: dict[str, Any], _lenient: bool = False) -> list[tuple[str, str]]:
         raise AssertionError("model validation ran again for unchanged content")
 
     monkeypatch.setattr(content, "_model_errors", fail)
