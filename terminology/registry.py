@@ -84,8 +84,7 @@ class Registry:
         self._concept_maps = _Canonicals()
         self._all_concept_maps: list[dict[str, Any]] = []  # every map, even two with one url|version
         self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
-        self._supplements: dict[str, list[dict[str, Any]]] = {}  # by supplemented system
-        self._supplements_by_url = _Canonicals()  # by the supplement's own url
+        self._supplements = _Canonicals()  # by the supplement's own url
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -98,9 +97,7 @@ class Registry:
 
     def add_supplement(self, resource: dict[str, Any]) -> None:
         """Register a CodeSystem with content=supplement under the system it supplements."""
-        base, _ = split_canonical(resource.get("supplements", ""))
-        self._supplements.setdefault(base, []).append(resource)
-        self._supplements_by_url.add(resource.get("url", ""), resource.get("version"), resource)
+        self._supplements.add(resource.get("url", ""), resource.get("version"), resource)
 
     def add_value_set(self, resource: dict[str, Any]) -> None:
         """Register a ValueSet resource dict."""
@@ -139,15 +136,10 @@ class Registry:
         below = self.parent.code_system_versions(url) if self.parent else []
         return sorted(set(own) | set(below), key=version_key)
 
-    def supplements(self, url: str) -> list[dict[str, Any]]:
-        """CodeSystem supplements registered for `url`."""
-        below = self.parent.supplements(url) if self.parent else []
-        return below + self._supplements.get(url, [])
-
     def supplement(self, url: str, version: str | None = None) -> dict[str, Any] | None:
         """The supplement CodeSystem whose own url (and version) is given, overlay first."""
         url, embedded = split_canonical(url)
-        found = self._supplements_by_url.get(url, version or embedded)
+        found = self._supplements.get(url, version or embedded)
         if found is None and self.parent is not None:
             return self.parent.supplement(url, version or embedded)
         return found
