@@ -61,8 +61,9 @@ def copyrights(systems: Iterable[str]) -> list[tuple[str, str]]:
     for url in dict.fromkeys(systems):
         provider = registry().code_system(url)
         statement = provider.resource.get("copyright") if provider else None
-        if provider and statement and (provider.title or url, statement) not in out:
-            out.append((provider.title or provider.name or url, str(statement)))
+        notice = (provider.title or provider.name or url, str(statement)) if provider else None
+        if notice and statement and notice not in out:
+            out.append(notice)
     return out
 
 
@@ -113,8 +114,7 @@ def concept_page() -> str:
     members = concepts.memberships(registry(), provider.url, view.code, provider.version)
     calls = [call] + ([result.call] if result else [])  # memberships link their own
     return _page("concept.html", calls, [provider.url], view=view, provider=provider,
-                 modifiers=modifiers, members=members, expression=expression, result=result,
-                 lookup=call)
+                 modifiers=modifiers, members=members, expression=expression, result=result)
 
 
 @web.get("/valueset")
