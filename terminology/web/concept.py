@@ -151,6 +151,12 @@ def is_modifier(concept: Concept) -> bool:
     return True in concept.property_values("modifier")
 
 
+def takes_modifiers(concept: Concept) -> bool:
+    """Whether modifiers may be appended: a base code, not a modifier nor an expression
+    that already carries modifiers (property modified = true)."""
+    return not is_modifier(concept) and True not in concept.property_values("modified")
+
+
 def modifiers(provider: CodeSystemProvider) -> list[Concept]:
     """The code system's modifier concepts, in code system order."""
     return [c for c in provider.iterate() if is_modifier(c)]

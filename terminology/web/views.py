@@ -108,7 +108,7 @@ def concept_page() -> str:
     view = concepts.concept_view(run(call, request.headers.get("Accept-Language")))
     provider = resolve_code_system(registry(), system, version)
     located = provider.locate(view.code)
-    modifiers = [] if located is None or concepts.is_modifier(located) else concepts.modifiers(provider)
+    modifiers = concepts.modifiers(provider) if located and concepts.takes_modifiers(located) else []
     expression = _arg("expression")
     result = concepts.validate_expression(system, version, expression) if expression and modifiers else None
     members = concepts.memberships(registry(), provider.url, view.code, provider.version)
