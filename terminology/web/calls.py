@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from flask import current_app
+from flask import current_app, g
 
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
@@ -76,6 +76,7 @@ def run(call: FhirCall, accept_language: str | None = None) -> dict[str, Any]:
     if call.body is not None:
         bag = ParamBag(bag.params + bag_from_parameters(call.body).params)
     ctx = OperationContext(registry(), bag, settings(), None, accept_language)
+    g.last_fhir_call = call  # an error page shows the request that failed
     return handler(ctx)
 
 

@@ -166,6 +166,8 @@ def error_page(exc: Exception) -> tuple[str, int]:
         status = 500
         messages = [f"An unexpected error occurred (request id {g.get('request_id', '')})"]
     titles = {400: "Bad request", 404: "Not found", 422: "Too costly"}
+    failed = g.get("last_fhir_call")
     return render_template("error.html", status=status, title=titles.get(status, "Error"),
-                           messages=messages, calls=[], copyrights=[], host_url=request.host_url), status
+                           messages=messages, calls=[failed] if failed else [], copyrights=[],
+                           host_url=request.host_url), status
 

@@ -170,6 +170,7 @@ def test_unknown_code_is_an_html_404_with_a_clear_message(client: Any) -> None:
     body = page(client, concept_url("99999"), 404)
     assert "<h1>Not found</h1>" in body
     assert f"Unknown code &#39;99999&#39; in the CodeSystem &#39;{CPT_URL}&#39;" in body
+    assert fhir_links(body) == [f"/fhir/CodeSystem/$lookup?system={CPT_URL}&code=99999"]
 
 
 def test_unknown_code_system_is_an_html_404(client: Any) -> None:
