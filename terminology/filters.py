@@ -166,8 +166,13 @@ def _value_filter(
 
 
 def _unsupported(cs: HierarchyProvider, prop: str, op: str, value: str) -> BadRequest:
+    return unsupported_filter(cs.url, prop, op, value)
+
+
+def unsupported_filter(url: str, prop: str, op: str, value: str) -> BadRequest:
+    """The 400 for a filter a code system does not support (FILTER_NOT_UNDERSTOOD)."""
     return BadRequest(
-        f"The filter '{prop} {op} {value}' is not supported for the code system '{cs.url}'",
+        f"The filter '{prop} {op} {value}' is not supported for the code system '{url}'",
         code="not-supported",
         expression="ValueSet.compose.include.filter",
         message_id="FILTER_NOT_UNDERSTOOD",

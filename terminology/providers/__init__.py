@@ -13,10 +13,8 @@ CPT_URL = "http://www.ama-assn.org/go/cpt"
 def make_provider(resource: dict[str, Any]) -> CodeSystemProvider:
     """The provider for a CodeSystem resource (CPT gets the CPT provider)."""
     if resource.get("url") == CPT_URL:
-        try:
-            from terminology.providers.cpt import CptProvider
-        except ImportError:  # the CPT provider lands separately; fall back to plain FHIR
-            return FhirCodeSystemProvider(resource)
+        from terminology.providers.cpt import CptProvider  # imports cpt_data; kept lazy
+
         return CptProvider.from_codesystem(resource)
     return FhirCodeSystemProvider(resource)
 
