@@ -23,6 +23,7 @@ from terminology.operations.validate_checker import (
     VersionRules,
     checker_settings,
     compose_options,
+    fragment_may_hold,
     resolve_target_value_set,
     unknown_code_message,
 )
@@ -221,14 +222,14 @@ def _on_invalid(checker: Checker, coding: dict[str, Any], ws: str, path: str, mo
 
 def _unknown_code(provider: CodeSystemProvider, code: str, path: str, mt: _Messages,
                   rs: RequestState) -> None:
-    if provider.content == "complete":
-        mid, text = unknown_code_message(provider, code)
-        mt.add(text)
-        rs.op.add("error", "code-invalid", add_to_path(path, "code"), mid, text, "invalid-code")
-    else:
+    if fragment_may_hold(provider, code):
         text = message("UNKNOWN_CODE_IN_FRAGMENT", code, provider.url, provider.version)
         rs.op.add("warning", "code-invalid", add_to_path(path, "code"), "UNKNOWN_CODE_IN_FRAGMENT",
                   text, "invalid-code")
+    else:
+        mid, text = unknown_code_message(provider, code)
+        mt.add(text)
+        rs.op.add("error", "code-invalid", add_to_path(path, "code"), mid, text, "invalid-code")
 
 
 def _system_not_found(checker: Checker, coding: dict[str, Any], ws: str, path: str,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.compose import ComposeOptions, compile_filters, resolve_value_set
-from terminology.errors import FhirError, Issue, NotFound
+from terminology.errors import FhirError, Issue, NotFound, Unprocessable
 from terminology.operations.validate_displays import DisplayList, working_languages
 from terminology.operations.validate_messages import message, version_list
 from terminology.operations.validate_outcome import Outcome, PrepareError, add_to_path
@@ -169,8 +169,12 @@ class Checker:
                 raise PrepareError(Issue("error", "not-found", text, [], "not-found",
                                          "Unable_to_resolve_value_Set_"))
             checker = Checker(self.registry, other, self.settings)
-            if vurl(other) not in stack:
-                checker.prepare(stack)
+            if vurl(other) in stack:  # an import cycle would recurse forever when checking
+                raise Unprocessable(
+                    f"Found a circularity pointing to {vurl(other)} processing ValueSet with "
+                    f"pathway [{', '.join(stack)}]",
+                    message_id="VALUESET_CIRCULAR_REFERENCE", tx_code="vs-invalid")
+            checker.prepare(stack)
             self.others[key] = checker
         if not cset.get("system"):
             return
@@ -476,7 +480,7 @@ class Checker:
         """The issue for a code the code system does not have; True for a fragment."""
         if self.settings.membership_only:
             return False
-        if provider.content != "complete":
+        if fragment_may_hold(provider, code):
             text = message("UNKNOWN_CODE_IN_FRAGMENT", code, provider.url, provider.version)
             rs.op.add("warning", "code-invalid", add_to_path(path, "code"),
                       "UNKNOWN_CODE_IN_FRAGMENT", text, "invalid-code")
@@ -571,6 +575,19 @@ def message_for_filter(system: str, f: dict[str, Any]) -> str:
     """The 'filter has no value' text."""
     return (f"The system {system} filter with property = {f.get('property')}, "
             f"op = {f.get('op')} has no value")
+
+
+def fragment_may_hold(provider: CodeSystemProvider, code: str) -> bool:
+    """Whether a code missing from a non-complete code system may still be a real code.
+
+    A fragment lacking a code is no proof the code is wrong (a warning), unless the provider's
+    grammar already rules it out (a CPT expression breaking a modifier rule is an error even
+    when only a fragment of CPT is loaded).
+    """
+    if provider.content == "complete":
+        return False
+    grammar_error = getattr(provider, "grammar_error", None)
+    return grammar_error is None or grammar_error(code) is None
 
 
 def unknown_code_message(provider: CodeSystemProvider, code: str) -> tuple[str, str]:
