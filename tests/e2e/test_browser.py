@@ -146,8 +146,8 @@ def test_validating_two_repeat_modifiers_says_invalid_with_the_rule(page: Page, 
     result = page.locator("#validation-result")
     shot(page, "validate-invalid")
     expect(result).to_have_class(re.compile(r"\binvalid\b"))
-    expect(result).to_contain_text("76")
-    expect(result).to_contain_text("77")
+    expect(result).to_contain_text("Invalid: 72126:76:77")
+    expect(result).to_contain_text("76, 77, 78, 79")
 
 
 def test_code_system_page_shows_counts_and_filters(page: Page, site: str) -> None:

@@ -159,6 +159,19 @@ def test_modifier_concept_page_has_no_modifier_form(client: Any) -> None:
     assert "Professional Component" in body and 'id="expression"' not in body
 
 
+def test_expression_concept_page_has_no_modifier_form(client: Any) -> None:
+    body = page(client, concept_url("72126:26"))
+    assert "72126:26" in body and "Professional Component" in body  # the modifier's definition
+    assert 'id="expression"' not in body
+
+
+def test_cpt_expression_breaking_a_modifier_rule_is_shown_invalid_with_the_rule(client: Any) -> None:
+    body = page(client, concept_url("72126", expression="72126:76:77"))
+    result = re.search(r'<div id="validation-result" class="result (\w+)".*?</div>', body, re.S)
+    assert result is not None and result.group(1) == "invalid"
+    assert "76, 77, 78, 79" in result.group(0)
+
+
 def test_hierarchy_properties_link_the_parent_concept(client: Any) -> None:
     body = page(client, concept_url("c-spine", BODY_SITE))
     assert "Halswirbelsäule" in body
