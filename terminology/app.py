@@ -10,12 +10,18 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from terminology.content import load_registry, overlay_registry
+from terminology.content import (
+    INLINE_RESOURCE_PARAMS,
+    check_inline_resource,
+    load_registry,
+    overlay_registry,
+)
 from terminology.errors import (
     BadRequest,
     FhirError,
@@ -27,6 +33,8 @@ from terminology.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from terminology.filters import request_deadline
+from terminology.openapi import openapi_spec
 from terminology.operations import HANDLERS, OperationContext
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
 from terminology.operations.search import read, search
@@ -43,6 +51,13 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 415: "not-supported"}
+# CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
+CORS_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization",
+    "Access-Control-Max-Age": "86400",
+}
 
 
 def fhir_response(body: dict[str, Any], status: int = 200) -> Response:
@@ -70,6 +85,59 @@ def _check_accept() -> None:
     )
 
 
+def _check_query_encoding() -> None:
+    """400 for a query string whose percent-encoded bytes are not UTF-8.
+
+    Werkzeug keeps undecodable '%FF' as literal text, so a bad code would be looked up as
+    the string '%FF'; naming the parameter is more useful to the client.
+    """
+    raw = request.query_string
+    try:
+        raw.decode("utf-8")
+        parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        for pair in raw.decode("latin-1").split("&"):
+            name, _, value = pair.partition("=")
+            try:
+                unquote_plus(name, errors="strict")
+                unquote_plus(value, errors="strict")
+            except UnicodeDecodeError:
+                shown = unquote_plus(name, errors="replace")
+                raise BadRequest(f"The query parameter '{shown}' is not valid UTF-8 once "
+                                 "percent-decoded", expression=shown) from None
+        raise BadRequest("The query string is not valid UTF-8") from None
+
+
+def _read_body() -> bytes:
+    """The request body, never more than MAX_CONTENT_LENGTH bytes in memory; 413 past it.
+
+    Werkzeug refuses a too-long Content-Length up front, but on a chunked body its limited
+    stream stops silently at the limit, so a truncated body would be parsed: read one byte
+    more than the limit ourselves and refuse.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=False)
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(64 * 1024, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than the {limit} bytes the server accepts")
+    return b"".join(chunks)
+
+
+def _form_bag(raw: bytes) -> ParamBag:
+    """A url-encoded form body as parameters; 400 when it is not UTF-8."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as e:
+        raise BadRequest("The form body is not valid UTF-8") from e
+    return bag_from_query(pairs)
+
+
 def request_bag() -> ParamBag:
     """The request's parameters: the query string, plus a Parameters body or a form."""
     query = bag_from_query(list(request.args.items(multi=True)))
@@ -78,13 +146,12 @@ def request_bag() -> ParamBag:
     ctype = (request.mimetype or "").lower()
     length = request.content_length
     if ctype == FORM_TYPE:
-        form = bag_from_query(list(request.form.items(multi=True)))
-        return ParamBag(query.params + form.params)
+        return ParamBag(query.params + _form_bag(_read_body()).params)
     if ctype and ctype not in JSON_TYPES:
         raise UnsupportedMediaType(
             f"Content-Type '{request.mimetype}' is not supported; send application/fhir+json"
         )
-    raw = request.get_data(cache=False)
+    raw = _read_body()
     if not raw and not length:
         if query.params:
             return query
@@ -112,15 +179,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return request.host_url.rstrip("/") + "/fhir"
 
     @app.before_request
-    def _start() -> None:
+    def _start() -> Response | None:
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-Id"))
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            return Response(status=204, headers=CORS_PREFLIGHT)  # a CORS preflight
+        _check_query_encoding()
         if request.path.startswith("/fhir"):
             _check_accept()
+        return None
 
     @app.after_request
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
+        resp.headers.update(CORS_HEADERS)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(orjson.dumps({
                 "request_id": g.get("request_id", ""), "method": request.method,
@@ -147,6 +219,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             return fhir_response(terminology_capabilities(registry, base_url()))
         return fhir_response(capability_statement(registry, base_url(), routed))
 
+    @app.get("/fhir/openapi.json")
+    def openapi() -> Response:
+        """The OpenAPI 3 description of these endpoints (client generators, fuzzers)."""
+        body = openapi_spec(HANDLERS, RESOURCE_TYPES, request.host_url)
+        return Response(orjson.dumps(body), content_type="application/json")
+
     @app.get("/fhir/$versions")
     def fhir_versions() -> Response:
         return fhir_response(versions())
@@ -170,10 +248,15 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             raise NotFound(f"The operation ${op} is not supported on {rtype}",
                            code="not-supported", expression="operation")
         bag = request_bag()
+        for name in INLINE_RESOURCE_PARAMS:
+            for p in bag.all(name):
+                if p.resource is not None:
+                    check_inline_resource(name, p.resource)
         scoped = overlay_registry(registry, bag.resources("tx-resource"))
         ctx = OperationContext(scoped, bag, settings, instance,
                                request.headers.get("Accept-Language"), dict(request.headers))
-        return fhir_response(handler(ctx))
+        with request_deadline(settings.request_time_limit):
+            return fhir_response(handler(ctx))
 
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.errors import FhirError, Issue, NotFound, TooCostly, Unprocessable
-from terminology.filters import Deadline
+from terminology.filters import Deadline, current_deadline
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter, Designation
 from terminology.registry import Registry, split_canonical, version_matches
 
@@ -217,8 +217,9 @@ class _Evaluation:
 
     def tick(self) -> None:
         """Honour the request deadline inside long loops."""
-        if self.options.deadline is not None:
-            self.options.deadline.check("The value set expansion")
+        deadline = self.options.deadline or current_deadline()
+        if deadline is not None:
+            deadline.check("The value set expansion")
 
     def enter(self, value_set: dict[str, Any], action: str = "processing") -> str:
         """Push a value set on the import stack; a value set already on it is a cycle."""

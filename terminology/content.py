@@ -255,6 +255,36 @@ def _request_item(resource: dict[str, Any], where: str) -> Any:
     return item
 
 
+_INLINE_VALID: OrderedDict[str, None] = OrderedDict()  # digests of inline resources found valid
+# Parameters that carry a resource used for this request only, and the type each must be.
+INLINE_RESOURCE_PARAMS = {"valueSet": "ValueSet", "codeSystem": "CodeSystem", "conceptMap": "ConceptMap"}
+
+
+def check_inline_resource(name: str, resource: dict[str, Any]) -> None:
+    """400 unless a valueSet/codeSystem/conceptMap parameter holds a valid resource of its type.
+
+    The operations read these resources without checking element types, so an unvalidated
+    `compose: "x"` would surface as a 500; identical content is validated once.
+    """
+    rtype = INLINE_RESOURCE_PARAMS[name]
+    if resource.get("resourceType") != rtype:
+        raise BadRequest(f"The parameter '{name}' must carry a {rtype}, not "
+                         f"{resource.get('resourceType')!r}", expression=name)
+    digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    with _TX_LOCK:
+        if digest in _INLINE_VALID:
+            _INLINE_VALID.move_to_end(digest)
+            return
+    try:
+        validate_resource(resource, name)
+    except ContentError as e:
+        raise BadRequest(f"Invalid {name}: {e.path}: {e.problem}", expression=name) from e
+    with _TX_LOCK:
+        _INLINE_VALID[digest] = None
+        while len(_INLINE_VALID) > _TX_MEMO_SIZE:
+            _INLINE_VALID.popitem(last=False)
+
+
 def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registry:
     """A request-scoped registry with `resources` over `base`; base content always wins."""
     if not resources:

@@ -8,7 +8,9 @@ concept (`matches`) or, when that is cheaper, lists the matching codes (`codes`)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import regex
@@ -80,8 +82,14 @@ def regex_full_match(pattern: regex.Pattern[str], text: str | None) -> bool:
     """Full match with a time budget: a catastrophic pattern is too-costly, not a hung worker."""
     if text is None:
         return False
+    budget = REGEX_TIMEOUT_SECONDS
+    deadline = _REQUEST_DEADLINE.get()
+    if deadline is not None:  # never past the request's own time limit
+        deadline.check("The regex filter evaluation")
+        budget = min(budget, deadline.remaining())
     try:
-        return pattern.fullmatch(text, timeout=REGEX_TIMEOUT_SECONDS) is not None
+        # concurrent: release the GIL, so a slow pattern does not stall the worker's other threads
+        return pattern.fullmatch(text, timeout=budget, concurrent=True) is not None
     except TimeoutError as e:
         raise TooCostly(
             f"The regex '{pattern.pattern}' took too long to evaluate",
@@ -207,3 +215,28 @@ class Deadline:
         """Raise too-costly once the budget is spent."""
         if time.monotonic() > self._end:
             raise TooCostly(f"{what} took longer than the {self._seconds:g} s time limit")
+
+    def remaining(self) -> float:
+        """Seconds left in the budget (0 when spent)."""
+        return max(0.0, self._end - time.monotonic())
+
+
+# The time budget of the request being served (set by the HTTP layer around an operation),
+# so code deep in a provider (regex filters) can honour it without it being passed down.
+_REQUEST_DEADLINE: ContextVar[Deadline | None] = ContextVar("request_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[Deadline]:
+    """Run the block under a request time budget that regex evaluation honours."""
+    deadline = Deadline(seconds)
+    token = _REQUEST_DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _REQUEST_DEADLINE.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """The time budget of the request being served, if any."""
+    return _REQUEST_DEADLINE.get()

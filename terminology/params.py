@@ -6,6 +6,7 @@ code is expected: each is a 400 OperationOutcome naming the parameter, never a s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ PRIMITIVE_KEYS = (
     "valueInteger", "valueDecimal", "valueDateTime", "valueDate", "valueInstant", "valueId",
     "valueMarkdown", "valueOid", "valueUuid", "valuePositiveInt", "valueUnsignedInt",
 )
+FHIR_INTEGER_MAX = 2_147_483_647  # FHIR integer: a signed 32-bit number
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() also takes '²'
+# FHIR string: no control characters other than tab, CR and LF.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CODING_TEXT_FIELDS = ("system", "version", "code", "display")
 TEXT_KEYS = frozenset(
     {"valueString", "valueCode", "valueUri", "valueUrl", "valueCanonical", "valueId",
      "valueMarkdown", "valueOid", "valueUuid", "valueDateTime", "valueDate", "valueInstant"}
@@ -98,13 +104,22 @@ class ParamBag:
         if isinstance(value, bool):
             value = None
         elif isinstance(value, str) and (p.from_query or p.key in TEXT_KEYS):
-            value = int(value) if value.strip().lstrip("-").isdigit() else None
+            text = value.strip()
+            if not _INTEGER_TEXT.fullmatch(text):
+                value = None
+            elif len(text.lstrip("+-").lstrip("0")) > 10:  # past 32 bits; int() refuses 5,000 digits
+                value = -FHIR_INTEGER_MAX - 1 if text.startswith("-") else FHIR_INTEGER_MAX + 1
+            else:
+                value = int(text)
         elif not isinstance(value, int):
             value = None
         if value is None:
             raise BadRequest(f"The parameter '{name}' must be an integer, not '{p.value}'", expression=name)
         if value < minimum:
-            raise BadRequest(f"The parameter '{name}' must be at least {minimum}, not {value}", expression=name)
+            raise BadRequest(f"The parameter '{name}' must be at least {minimum}, not {p.value}", expression=name)
+        if value > FHIR_INTEGER_MAX:
+            raise BadRequest(f"The parameter '{name}' must be at most {FHIR_INTEGER_MAX}, not {p.value}",
+                             expression=name)
         return int(value)
 
     def coding(self, name: str) -> dict[str, Any] | None:
@@ -113,7 +128,7 @@ class ParamBag:
         if p is None:
             return None
         if p.key == "valueCoding" and isinstance(p.value, dict):
-            return p.value
+            return check_coding(p.value, name)
         if p.from_query and isinstance(p.value, str):
             system, sep, code = p.value.rpartition("|")
             return {"system": system, "code": code} if sep else {"code": p.value}
@@ -125,6 +140,13 @@ class ParamBag:
         if p is None:
             return None
         if p.key == "valueCodeableConcept" and isinstance(p.value, dict):
+            codings = p.value.get("coding", [])
+            if not isinstance(codings, list):
+                raise BadRequest(f"{name}.coding must be a list of Codings", expression=f"{name}.coding")
+            for i, coding in enumerate(codings):
+                check_coding(coding, f"{name}.coding[{i}]")
+            if not isinstance(p.value.get("text", ""), str):
+                raise BadRequest(f"{name}.text must be a string", expression=f"{name}.text")
             return p.value
         raise BadRequest(f"The parameter '{name}' must be a CodeableConcept", expression=name)
 
@@ -147,6 +169,30 @@ class ParamBag:
         return out
 
 
+def check_coding(value: Any, where: str) -> dict[str, Any]:
+    """A Coding's shape (an object whose system, version, code, display are strings); else 400."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where} must be a Coding (a JSON object)", expression=where)
+    for key in CODING_TEXT_FIELDS:
+        if key in value and not isinstance(value[key], str):
+            raise BadRequest(f"{where}.{key} must be a string", expression=f"{where}.{key}")
+    return value
+
+
+def check_text(name: str, value: Any) -> None:
+    """400 for a control character (a NUL, ...) in a parameter value: FHIR strings forbid them."""
+    if isinstance(value, str):
+        if _CONTROL_CHARS.search(value):
+            raise BadRequest(f"The parameter '{name}' contains a control character, which FHIR "
+                             "strings may not hold", expression=name)
+    elif isinstance(value, dict):
+        for item in value.values():
+            check_text(name, item)
+    elif isinstance(value, list):
+        for item in value:
+            check_text(name, item)
+
+
 def _param_from_json(raw: Any, where: str) -> Param:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where} must be a JSON object", expression=where)
@@ -160,6 +206,7 @@ def _param_from_json(raw: Any, where: str) -> Param:
     if value_keys:
         p.key = value_keys[0]
         p.value = raw[p.key]
+        check_text(name, p.value)
     if "resource" in raw:
         if not isinstance(raw["resource"], dict) or "resourceType" not in raw["resource"]:
             raise BadRequest(f"The parameter '{name}' has a resource without resourceType", expression=name)
@@ -193,6 +240,8 @@ def bag_from_parameters(body: Any) -> ParamBag:
 
 def bag_from_query(items: list[tuple[str, str]]) -> ParamBag:
     """A ParamBag from query-string (or form) pairs; `_format` and friends are not parameters."""
+    for k, v in items:
+        check_text(k, v)
     return ParamBag(
         [Param(name=k, key="valueString", value=v, from_query=True)
          for k, v in items if k not in ("_format", "_pretty")]
