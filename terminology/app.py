@@ -40,6 +40,8 @@ from terminology.operations.metadata import capability_statement, terminology_ca
 from terminology.operations.search import read, search
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
 from terminology.registry import Registry
+from terminology.response_cache import ResponseCache
+from terminology.response_cache import install as install_response_cache
 from terminology.settings import Settings
 from terminology.web import web as web_pages
 
@@ -182,8 +184,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _start() -> Response | None:
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-Id"))
-        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
-            return Response(status=204, headers=CORS_PREFLIGHT)  # a CORS preflight
+        if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
+            return Response(status=204, headers=CORS_PREFLIGHT)
         _check_query_encoding()
         if request.path.startswith("/fhir"):
             _check_accept()
@@ -193,12 +195,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         resp.headers.update(CORS_HEADERS)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(orjson.dumps({
-                "request_id": g.get("request_id", ""), "method": request.method,
-                "path": request.path, "status": resp.status_code,
-                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-            }).decode())
+        log_access(g.get("request_id", ""), request.method, request.path, resp.status_code,
+                   g.get("started", time.perf_counter()))
         return resp
 
     @app.get("/healthz")
@@ -276,7 +274,21 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _error(exc: Exception) -> Response:
         return error_response(exc)
 
+    # Response cache (terminology/response_cache.py): repeated operation GETs are answered in
+    # front of Flask, each with its own request id and access-log line.
+    if settings.response_cache_bytes > 0:
+        install_response_cache(app, ResponseCache(settings.response_cache_bytes),
+                               _request_id, log_access)
     return app
+
+
+def log_access(request_id: str, method: str, path: str, status: int, started: float) -> None:
+    """One JSON access-log line for a finished request."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(orjson.dumps({
+            "request_id": request_id, "method": method, "path": path, "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        }).decode())
 
 
 def _request_id(sent: str | None) -> str:

@@ -28,10 +28,13 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
     max_regex_length: int = 500
+    server: str = "granian"  # the production WSGI server: granian or gunicorn (server.py)
     workers: int = 2
     threads: int = 4
     log_level: str = "info"
     cache_dir: Path | None = None  # remembers validated content hashes; None: ~/.cache
+    # Serialized answers of identical operation GETs, per worker (response_cache.py); 0: off.
+    response_cache_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -1,0 +1,165 @@
+"""A bounded in-process cache of serialized operation answers for identical GET requests.
+
+Content never changes while a process runs, so an operation's answer is a pure function of
+the request line and the few headers the request path reads: repeating the same GET can
+reuse the bytes serialized the first time. Only successful (200) answers of the operation
+routes are kept: an error may depend on time (the request time limit) and is cheap to
+rebuild. Requests that carry their own content (tx-resource) or a body (POST) are never
+cached. Each worker process holds its own cache; its size is the setting
+`response_cache_bytes` (0 turns it off).
+
+A hit is answered by a WSGI middleware in front of Flask: routing, request parsing, the
+operation and serialization are all skipped, which is most of the cost of a small answer.
+A hit replays the headers the app sent the first time (content type, length, CORS...)
+except X-Request-Id: what is per request stays per request, so the hit gets its own request
+id and its own access-log line (the app passes in the functions it uses for both). Content
+negotiation needs no re-check because the Accept header is part of the key: an answer is
+only reused for an Accept value that the app already accepted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from flask import Flask, Response, request
+
+# The operation routes of terminology.app; reads, searches and metadata embed the base url.
+CACHED_ENDPOINTS = frozenset({"type_operation", "instance_operation"})
+# Every header the request path reads besides the query string: Accept (406 or not),
+# Accept-Language (displays) and X-Too-Costly-Threshold ($expand's limit).
+KEY_HEADERS = ("HTTP_ACCEPT", "HTTP_ACCEPT_LANGUAGE", "HTTP_X_TOO_COSTLY_THRESHOLD")
+BYPASS_PARAM = "tx-resource"
+REQUEST_ID_HEADER = "x-request-id"
+CACHEABLE = "terminology.response_cacheable"  # environ flag set by the app for its operation routes
+CacheKey = tuple[str, ...]
+Headers = list[tuple[str, str]]
+Entry = tuple[Headers, bytes]  # the app's headers except X-Request-Id, and the body
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class ResponseCache:
+    """A thread-safe LRU of answers (headers and body), bounded by the bytes of the bodies."""
+
+    def __init__(self, max_bytes: int, max_entry_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        # One answer may take at most 1/16 of the budget, so a few huge expansions cannot
+        # evict everything else.
+        self.max_entry_bytes = max_entry_bytes if max_entry_bytes is not None else max_bytes // 16
+        self._entries: OrderedDict[CacheKey, Entry] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """Bytes of bodies currently held."""
+        return self._size
+
+    def get(self, key: CacheKey) -> Entry | None:
+        """The answer stored for `key`, marking it recently used; None when absent."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: CacheKey, headers: Headers, body: bytes) -> None:
+        """Store an answer under `key`, evicting the least recently used ones to fit."""
+        if len(body) > self.max_entry_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._size -= len(old[1])
+            self._entries[key] = (headers, body)
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._size -= len(evicted[1])
+
+
+def cache_key(environ: dict[str, Any]) -> CacheKey | None:
+    """The key of a WSGI request that may be answered from the cache, else None."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        return None
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if not path.startswith("/fhir/") or "/$" not in path:
+        return None
+    query = environ.get("QUERY_STRING", "")
+    # Any mention of tx-resource, however it is encoded, bypasses the cache.
+    if BYPASS_PARAM in query or (("%" in query or "+" in query) and BYPASS_PARAM in unquote(query)):
+        return None
+    return (path, query, *(environ.get(name, "") for name in KEY_HEADERS))
+
+
+class CachedOperations:
+    """WSGI middleware: answers hits without entering the wrapped app, stores its answers."""
+
+    def __init__(self, app: WsgiApp, cache: ResponseCache, request_id: Callable[[str | None], str],
+                 log_access: Callable[[str, str, str, int, float], None]) -> None:
+        self.app = app
+        self.cache = cache
+        self.request_id = request_id
+        self.log_access = log_access
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        key = cache_key(environ)
+        if key is None:
+            return self.app(environ, start_response)
+        entry = self.cache.get(key)
+        if entry is None:
+            return self._miss(key, environ, start_response)
+        started = time.perf_counter()
+        headers, body = entry
+        rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
+        start_response("200 OK", [*headers, ("X-Request-Id", rid)])
+        self.log_access(rid, "GET", environ.get("PATH_INFO", ""), 200, started)
+        return [body]
+
+    def _miss(self, key: CacheKey, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Run the app; keep its answer when it is a 200 from an operation route."""
+        sent: list[Any] = []
+
+        def capture(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            sent[:] = [status, headers]
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        result = self.app(environ, capture)
+        if not (environ.get(CACHEABLE) and sent and sent[0].startswith("200 ")):
+            return result
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        headers = [(k, v) for k, v in sent[1] if k.lower() != REQUEST_ID_HEADER]
+        self.cache.put(key, headers, body)
+        return [body]
+
+
+def install(app: Flask, cache: ResponseCache, request_id: Callable[[str | None], str],
+            log_access: Callable[[str, str, str, int, float], None]) -> None:
+    """Answer repeated operation GETs of `app` from `cache`; fill it from the app's answers.
+
+    `request_id` and `log_access` are the app's own: a hit gets a request id the way the app
+    makes one (the client's X-Request-Id when sane) and the same access-log line.
+    """
+
+    @app.after_request
+    def _mark_cacheable(resp: Response) -> Response:
+        # Only the operation routes' answers are pure functions of the request; the
+        # middleware sees the final status and headers and decides on those.
+        if request.endpoint in CACHED_ENDPOINTS and not resp.is_streamed:
+            request.environ[CACHEABLE] = True
+        return resp
+
+    app.wsgi_app = CachedOperations(app.wsgi_app, cache, request_id, log_access)  # type: ignore[method-assign]
