@@ -29,6 +29,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         s.workers = args.workers
     if getattr(args, "threads", None):
         s.threads = args.threads
+    if getattr(args, "server", None):
+        s.server = args.server
     return s
 
 
@@ -106,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a CPT SQLite database (repeatable: several versions side by side)")
     serve.add_argument("--workers", type=int, default=None, help="worker processes")
     serve.add_argument("--threads", type=int, default=None, help="threads per worker")
+    serve.add_argument("--server", choices=("granian", "gunicorn"), default=None,
+                       help="production WSGI server (default granian)")
     serve.add_argument("--dev", action="store_true", help="use Flask's development server")
     serve.set_defaults(func=cmd_serve)
 

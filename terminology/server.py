@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from terminology.content import ContentError, load_registry
@@ -23,8 +24,20 @@ def load_content(settings: Settings) -> Registry:
     return registry
 
 
+SERVERS = ("granian", "gunicorn")  # settings.server; granian measured fastest (benchmarks/)
+
+
 def serve_production(app: Any, settings: Settings) -> None:
-    """Serve `app` with gunicorn (threaded workers), content loaded once before forking."""
+    """Serve `app` with settings.server: granian (default) or gunicorn (threaded workers).
+
+    Either way the content is loaded once, before the workers fork, and SIGTERM stops
+    accepting, lets requests in flight finish (20 s at most), then exits.
+    """
+    if settings.server == "granian":
+        serve_granian(app, settings)
+        return
+    if settings.server != "gunicorn":
+        raise ValueError(f"unknown server '{settings.server}' (one of {', '.join(SERVERS)})")
     from gunicorn.app.base import BaseApplication
 
     class _Gunicorn(BaseApplication):
@@ -46,3 +59,32 @@ def serve_production(app: Any, settings: Settings) -> None:
             return app
 
     _Gunicorn().run()
+
+
+def serve_granian(app: Any, settings: Settings) -> None:
+    """Serve `app` with granian's WSGI workers, forked from this process (preloaded app)."""
+    import multiprocessing
+
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+    from granian.utils.proxies import wrap_wsgi_with_proxy_headers
+
+    # Workers must inherit the loaded app: fork, not spawn (Python 3.14 defaults to
+    # forkserver, which granian turns into spawn and which would pickle the app).
+    multiprocessing.set_start_method("fork", force=True)
+    # As gunicorn does: trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (the proxy),
+    # so that base urls say https behind a TLS-terminating proxy.
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    wrapped = wrap_wsgi_with_proxy_headers(app, trusted)
+    server = Server(
+        "terminology.app:create_app",  # only named in logs: the loader below returns `app`
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.WSGI,
+        workers=settings.workers,
+        blocking_threads=settings.threads,
+        log_level=LogLevels(settings.log_level.lower()),
+        workers_kill_timeout=20,
+    )
+    server.serve(target_loader=lambda _target: wrapped)
