@@ -7,6 +7,8 @@ language, designations, properties) and renders the R4 expansion as a plain dict
 
 from __future__ import annotations
 
+import functools
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -160,17 +162,15 @@ def _is_paged(request: ExpandRequest) -> bool:
 # -- text filter ------------------------------------------------------------------------------
 
 
-def _words(text: str) -> list[str]:
-    out, word = [], []
-    for ch in text.lower():
-        if ch.isalnum():
-            word.append(ch)
-        elif word:
-            out.append("".join(word))
-            word = []
-    if word:
-        out.append("".join(word))
-    return out
+# Runs of letters and digits (str.isalnum: \w without the underscore).
+_WORD = re.compile(r"[^\W_]+")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _words(text: str) -> tuple[str, ...]:
+    # Cached: the same displays are split on every filtered expansion (a hot path; content is
+    # fixed while the process runs, so the cache holds at most every display once).
+    return tuple(_WORD.findall(text.lower()))
 
 
 def text_matcher(text: str) -> Any:
