@@ -39,6 +39,7 @@ KINDS = {
     "gunicorn-gthread": "gunicorn, 2 gthread workers x 4 threads (the former default)",
     "waitress": "waitress, 1 process x 8 threads",
     "granian-1": "granian WSGI, 2 workers x 1 blocking thread",
+    "granian-2": "granian WSGI, 2 workers x 2 blocking threads",
     "granian-4": "granian WSGI, 2 workers x 4 blocking threads (the default)",
 }
 LOOKUP = f"/fhir/CodeSystem/$lookup?system={CPT}&code=72126"
