@@ -89,6 +89,8 @@ def regex_full_match(pattern: regex.Pattern[str], text: str | None) -> bool:
         budget = min(budget, deadline.remaining())
     try:
         # concurrent: release the GIL, so a slow pattern does not stall the worker's other threads
+        # the regex module counts the timeout in process CPU time: on a loaded host the wall
+        # time is longer, and the deadline check before each match bounds the total
         return pattern.fullmatch(text, timeout=budget, concurrent=True) is not None
     except TimeoutError as e:
         raise TooCostly(

@@ -58,7 +58,7 @@ def test_catastrophic_regex_stops_at_the_request_deadline() -> None:
     started = time.monotonic()
     with request_deadline(0.2), pytest.raises(TooCostly) as err:
         regex_full_match(pattern, "a" * 40 + "!")
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 2.0  # the regex module counts CPU time: slack for load
     assert err.value.status == 422 and "took too long" in err.value.text
 
 
@@ -91,7 +91,7 @@ def test_invalid_regex_is_a_400_naming_the_filter(live_server: str) -> None:
 def quick_client(registry: Registry) -> Any:
     """The app with a 0.5 s request time limit and a 10-member expansion limit."""
     settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], request_time_limit=0.5,
-                        max_expansion_size=10, response_cache_bytes=0)
+                        max_expansion_size=10)
     return create_app(settings, registry).test_client()
 
 
@@ -109,7 +109,7 @@ def test_slow_expansion_is_too_costly_at_the_time_limit_and_the_worker_is_free(q
     issue = resp.get_json()["issue"][0]
     assert issue["code"] == "too-costly"
     assert "time limit" in issue["details"]["text"] or "too long" in issue["details"]["text"]
-    assert elapsed < 1.5
+    assert elapsed < 3.0  # 0.5 s of budget, plus one match's overrun on a loaded host
     again = quick_client.get(f"/fhir/CodeSystem/$lookup?system={CPT_URL}&code=72126")
     assert again.status_code == 200
 
@@ -173,8 +173,7 @@ class EndlessStream(io.RawIOBase):
 
 
 def test_chunked_body_is_read_no_further_than_the_limit(registry: Registry) -> None:
-    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], max_body_bytes=100_000,
-                        response_cache_bytes=0)
+    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], max_body_bytes=100_000)
     client = create_app(settings, registry).test_client()
     stream = EndlessStream()
     resp = client.post("/fhir/CodeSystem/$lookup", content_type=FHIR_JSON,
@@ -229,6 +228,21 @@ def test_tx_resource_claiming_a_loaded_system_changes_no_expansion(live_server: 
     assert {"name": "result", "valueBoolean": False} in checked.json()["parameter"]
     later = send(live_server, "GET", f"/CodeSystem/$lookup?system={BODY_SITE}&code=evil")
     check_outcome(later, 404, "evil", "code")
+
+
+def test_tx_resource_value_set_with_a_loaded_url_stays_in_its_request(live_server: str) -> None:
+    cpt_all = "http://terminology.hl7.org/ValueSet/cpt-all"
+    forged = {"resourceType": "ValueSet", "url": cpt_all, "version": "1.0.0", "status": "active",
+              "compose": {"include": [{"system": BODY_SITE}]}}
+    send(live_server, "POST", EXPAND, headers=JSON_HEADERS,
+         data=parameters({"name": "url", "valueUri": cpt_all}, *tx(forged)))
+    for method in ("GET", "POST"):
+        answer = send(live_server, method, f"{EXPAND}?url={cpt_all}" if method == "GET" else EXPAND,
+                      **({} if method == "GET" else {"headers": JSON_HEADERS, "data": parameters(
+                          {"name": "url", "valueUri": cpt_all})}))
+        assert answer.status == 200
+        systems = {c["system"] for c in answer.json()["expansion"]["contains"]}
+        assert systems == {CPT_URL}
 
 
 def test_server_content_is_intact_after_limits(live_server: str) -> None:
