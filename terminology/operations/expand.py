@@ -173,17 +173,23 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
 
 
+@functools.lru_cache(maxsize=65_536)
+def _word_starts(text: str) -> str:
+    """The words of `text`, each after a space: ' w' is in it iff w prefixes one of them."""
+    return "".join(" " + w for w in _words(text))
+
+
 def text_matcher(text: str) -> Any:
     """A predicate: every word of `text` prefixes some word of the display or a designation."""
-    wanted = _words(text)
+    wanted = [" " + w for w in _words(text)]
 
     def matches(entry: ExpansionEntry) -> bool:
         texts = [entry.display or "", entry.code]
         if entry.concept is not None:
             texts.append(entry.concept.display or "")
             texts.extend(d.value for d in entry.concept.designations)
-        have = [w for t in texts for w in _words(t)]
-        return all(any(h.startswith(w) for h in have) for w in wanted)
+        have = "".join(_word_starts(t) for t in texts)
+        return all(w in have for w in wanted)
 
     return matches
 
