@@ -13,6 +13,7 @@ intersected; the includes are unioned.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from terminology.errors import FhirError, Issue, NotFound, TooCostly, Unprocessable
 from terminology.filters import Deadline, current_deadline
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter, Designation
-from terminology.registry import Registry, split_canonical, version_matches
+from terminology.registry import Registry, split_canonical, version_key, version_matches
 
 # R5 filter operators carried in R4 by this extension on `_op` (child-of, descendent-leaf).
 FILTER_OP_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.compose.include.filter.op"
@@ -38,6 +39,9 @@ class ComposeOptions:
     default_valueset_versions: dict[str, str] = field(default_factory=dict)
     exclude_not_for_ui: bool = False
     deadline: Deadline | None = None
+    # versionsMatch: the versions of a code system mean the same codes, so a code is one member
+    # whatever version it comes from (None: not said; see _versions_match for the default)
+    versions_match: bool | None = None
 
 
 # -- value sets and code systems --------------------------------------------------------------
@@ -213,6 +217,7 @@ class _Evaluation:
         self.providers: list[CodeSystemProvider] = []
         self.issues: list[Issue] = []
         self.max_size: int | None = None
+        self.versions_match = False  # what the outermost compose was evaluated with
         self._expanded: dict[str, list[ExpansionEntry]] = {}
 
     def tick(self) -> None:
@@ -497,6 +502,7 @@ class Expansion:
     unclosed_reasons: list[str] = field(default_factory=list)
     fragments: list[str] = field(default_factory=list)  # url|version of fragment code systems
     providers: list[CodeSystemProvider] = field(default_factory=list)  # in used_systems order
+    versions_match: bool = False  # codes were merged across code system versions
 
     @property
     def total(self) -> int:
@@ -546,8 +552,7 @@ def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
     designations: list[Designation] = []
     if vs_concept is not None:
         display = vs_concept.get("display") or display
-        designations = [Designation(d.get("language"), d.get("use"), d.get("value", ""))
-                        for d in vs_concept.get("designation", [])]
+        designations = [Designation.from_fhir(d) for d in vs_concept.get("designation", [])]
     return ExpansionEntry(provider.url, provider.version, concept.code, display, concept, provider,
                           concept.abstract, concept.inactive, designations, [], nestable, filtered,
                           list(vs_concept.get("extension", [])) if vs_concept else [])
@@ -625,21 +630,75 @@ def _expand_vs(ev: _Evaluation, value_set: dict[str, Any]) -> list[ExpansionEntr
 def _expand_compose_entries(ev: _Evaluation, compose: dict[str, Any]) -> list[ExpansionEntry]:
     seen: dict[tuple[str, str | None, str], ExpansionEntry] = {}
     excludes = compose.get("exclude", [])
+    merge = _versions_match(compose, ev.options)
+    if len(ev.stack) == 1:
+        ev.versions_match = merge
     # Without excludes the top-level count only grows: stop as soon as it passes the limit.
     limit = ev.max_size if len(ev.stack) == 1 and not excludes else None
-    for i, include in enumerate(compose.get("include", [])):
+    for i, include in _newest_version_first(compose.get("include", [])):
         for e in _include_entries(ev, include, f"ValueSet.compose.include[{i}]"):
-            seen.setdefault(e.key, e)
+            # merged, a code is one member whatever version it comes from: the first (newest)
+            seen.setdefault((e.system, None, e.code) if merge else e.key, e)
             if limit is not None and len(seen) > limit:
                 raise TooCostly("")  # replaced with the value set's message by expand_compose
+    for exclude in excludes:
+        _note_excluded_system(ev, exclude)
     if not excludes:
         return list(seen.values())
-    return [e for e in seen.values() if not _excluded(ev, excludes, e)]
+    return [e for e in seen.values() if not _excluded(ev, excludes, e, merge)]
 
 
-def _excluded(ev: _Evaluation, excludes: list[dict[str, Any]], e: ExpansionEntry) -> bool:
+def _versions_match(compose: dict[str, Any], options: ComposeOptions) -> bool:
+    """Whether codes are compared across code system versions (versionsMatch).
+
+    Unless the request or the value set says, tx.fhir.org assumes it for a compose that
+    includes some versions of one code system and excludes other versions of it: excluding
+    one version from another is only meaningful when a code means the same in both.
+    """
+    if options.versions_match is not None:
+        return options.versions_match
+    includes, excludes = compose.get("include", []), compose.get("exclude", [])
+    if not includes or not excludes:
+        return False
+    system = includes[0].get("system")
+    parts = [*includes, *excludes]
+    if not system or not all(p.get("system") == system and p.get("version") for p in parts):
+        return False
+    included = {i.get("version") for i in includes}
+    return not any(e.get("version") in included for e in excludes)
+
+
+def _newest_version_first(includes: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """The includes with their index, in the order they are expanded: where a compose
+    includes several versions of one code system, the newest goes first (as tx.fhir.org), so
+    its members are listed before the older versions' and win when versions are merged."""
+    indexed = list(enumerate(includes))
+    by_system: dict[str, list[int]] = {}
+    for pos, (_, inc) in enumerate(indexed):
+        if inc.get("system") and inc.get("version"):
+            by_system.setdefault(str(inc["system"]), []).append(pos)
+    out = list(indexed)
+    for positions in by_system.values():
+        ranked = sorted((indexed[p] for p in positions),
+                        key=lambda item: version_key(item[1].get("version")), reverse=True)
+        for pos, item in zip(positions, ranked, strict=True):
+            out[pos] = item
+    return out
+
+
+def _note_excluded_system(ev: _Evaluation, exclude: dict[str, Any]) -> None:
+    """An exclude's code system is used by the expansion too (used-codesystem)."""
+    if not exclude.get("system"):
+        return
+    with contextlib.suppress(NotFound):  # an exclude of an unknown code system removes nothing
+        ev.provider_for(exclude)
+
+
+def _excluded(ev: _Evaluation, excludes: list[dict[str, Any]], e: ExpansionEntry,
+              merge: bool = False) -> bool:
     for i, exclude in enumerate(excludes):
-        if exclude.get("system") and exclude.get("version") and exclude.get("version") != e.version:
+        if (not merge and exclude.get("system") and exclude.get("version")
+                and exclude.get("version") != e.version):
             continue
         if _include_selects(ev, exclude, f"ValueSet.compose.exclude[{i}]", e.system, e.code,
                             e.version if not exclude.get("version") else exclude.get("version")):
@@ -686,7 +745,8 @@ def expand_compose(
         raise too_costly(value_set, max_size)
     reasons, fragments = _unclosed(ev)
     return Expansion(entries, ev.used_systems, ev.used_valuesets, ev.issues, bool(reasons),
-                     ev.version_parameters, ev.warnings, reasons, fragments, list(ev.providers))
+                     ev.version_parameters, ev.warnings, reasons, fragments, list(ev.providers),
+                     ev.versions_match)
 
 
 def _unclosed(ev: _Evaluation) -> tuple[list[str], list[str]]:

@@ -325,6 +325,7 @@ class ExpandRequest:
     default_valueset_versions: dict[str, str] = field(default_factory=dict)
     echo: list[dict[str, Any]] = field(default_factory=list)  # expansion.parameter entries
     use_supplements: list[str] = field(default_factory=list)  # useSupplement canonicals
+    versions_match: bool | None = None  # versionsMatch (None: not sent)
 
 
 def canonical_map(bag: ParamBag, name: str) -> dict[str, str]:
@@ -389,6 +390,7 @@ def expand_request(bag: ParamBag) -> ExpandRequest:
         default_valueset_versions=canonical_map(bag, "default-valueset-version"),
         echo=_echo(bag),
         use_supplements=bag.texts("useSupplement"),
+        versions_match=bag.boolean("versionsMatch"),
     )
 
 

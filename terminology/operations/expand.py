@@ -117,6 +117,10 @@ def apply_value_set_defaults(request: ExpandRequest, value_set: dict[str, Any]) 
         parts = {e.get("url"): e for e in ext.get("extension", [])}
         name = (parts.get("name") or {}).get("valueCode")
         value = next((v for k, v in (parts.get("value") or {}).items() if k.startswith("value")), None)
+        if name == "versionsMatch" and request.versions_match is None and value is not None:
+            # not echoed as sent: the expansion reports versionsMatch when it merged versions
+            changes["versions_match"] = value is True or str(value).lower() == "true"
+            continue
         if name not in VS_DEFAULTS or name in sent or value is None:
             continue
         attr, key = VS_DEFAULTS[name]
@@ -152,6 +156,7 @@ def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOption
         default_valueset_versions=dict(request.default_valueset_versions),
         exclude_not_for_ui=request.exclude_not_for_ui,
         deadline=Deadline(settings.request_time_limit),
+        versions_match=request.versions_match,
     )
 
 
@@ -239,18 +244,21 @@ def _designations(entry: ExpansionEntry, shown: str | None, used: Designation | 
     if (concept is not None and provider is not None and provider.language and concept.display
             and shown != concept.display):
         candidates.append(Designation(provider.language, PREFERRED_FOR_LANGUAGE, concept.display))
-    candidates.extend(entry.designations)
+    # the code system's designations first, then those the value set adds (tx.fhir.org's order)
     if concept is not None:
         candidates.extend(concept.designations)
+    candidates.extend(entry.designations)
     for sup in pres.supplements.get((entry.system, entry.code), []):
-        candidates.extend(Designation(d.get("language"), d.get("use"), d.get("value", ""))
-                          for d in sup.get("designation", []))
+        candidates.extend(Designation.from_fhir(d) for d in sup.get("designation", []))
     seen: set[tuple[str | None, str]] = set()
     for d in candidates:
         if d is used or (d.language, d.value) in seen or not _designation_wanted(d, pres.designation_filters):
             continue
         seen.add((d.language, d.value))
         item: dict[str, Any] = {}
+        exts = [e for e in d.extensions if e.get("url") in DESIGNATION_EXTENSIONS]
+        if exts:
+            item["extension"] = exts
         if d.language:
             item["language"] = d.language
         if d.use:
@@ -282,6 +290,10 @@ EXTENSION_PROPERTIES = {
 # Concept extensions copied onto `contains` (from the code system / from the value set).
 CS_CONCEPT_EXTENSIONS = frozenset({SD + "rendering-style", SD + "rendering-xhtml",
                                    SD + "coding-sctdescid", SD + "codesystem-alternate"})
+# Designation extensions echoed in an expansion (others, e.g. unknown ones, are dropped).
+DESIGNATION_EXTENSIONS = frozenset({SD + "coding-sctdescid", SD + "rendering-style",
+                                    SD + "rendering-xhtml", SD + "structuredefinition-standards-status",
+                                    SD + "codesystem-alternate"})
 VS_CONCEPT_EXTENSIONS = frozenset({SD + "valueset-supplement", SD + "valueset-deprecated",
                                    SD + "structuredefinition-standards-status",
                                    SD + "valueset-concept-definition", SD + "coding-sctdescid",
@@ -493,7 +505,8 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
                             "total": total}
     if paged:  # R4 $expand: offset is reported for paged expansions
         body["offset"] = offset
-    body["parameter"] = (_echo(request, accept_language)
+    merged = [{"name": "versionsMatch", "valueBoolean": True}] if expansion.versions_match else []
+    body["parameter"] = (_echo(request, accept_language) + merged
                          + [{"name": n, "valueUri": v} for n, v in expansion.version_parameters]
                          + _used_parameters(expansion)
                          + [{"name": "used-supplement", "valueUri": canonical(sup)}
@@ -508,6 +521,10 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     if contains:
         body["contains"] = contains
     out = {k: v for k, v in value_set.items() if k not in DROPPED_ELEMENTS}
+    # The value set's own extensions (valueset-supplement, ...) belong to its definition: like
+    # tx.fhir.org, they are repeated only with includeDefinition.
+    if not request.include_definition:
+        out.pop("extension", None)
     if "extension" in out:  # its standards-status is reported as a warning-* parameter instead
         out["extension"] = [e for e in out["extension"] if e.get("url") != STANDARDS_STATUS_EXT]
         if not out["extension"]:

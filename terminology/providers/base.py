@@ -14,11 +14,19 @@ from typing import Any, Protocol, runtime_checkable
 
 @dataclass(slots=True)
 class Designation:
-    """A designation: language (may be None), use Coding dict (may be None), value."""
+    """A designation: language (may be None), use Coding dict (may be None), value, and the
+    designation's own extensions (e.g. coding-sctdescid)."""
 
     language: str | None
     use: dict[str, Any] | None
     value: str
+    extensions: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_fhir(cls, raw: dict[str, Any]) -> Designation:
+        """A designation from its FHIR JSON (CodeSystem.concept or ValueSet compose concept)."""
+        return cls(raw.get("language"), raw.get("use"), raw.get("value", ""),
+                   list(raw.get("extension", [])))
 
 
 @dataclass(slots=True)

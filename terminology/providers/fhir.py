@@ -60,10 +60,7 @@ class FhirCodeSystemProvider:
             code=raw["code"],
             display=raw.get("display"),
             definition=raw.get("definition"),
-            designations=[
-                Designation(d.get("language"), d.get("use"), d.get("value", ""))
-                for d in raw.get("designation", [])
-            ],
+            designations=[Designation.from_fhir(d) for d in raw.get("designation", [])],
             extensions=list(raw.get("extension", [])),
         )
         for d in raw.get("designation", []):
