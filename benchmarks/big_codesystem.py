@@ -158,7 +158,7 @@ def measure(base: str, repeat: int, isa_root: str, isa_member: str) -> dict[str,
     def get(path: str, **params: Any) -> dict[str, Any]:
         r = s.get(f"{fhir}/{path}", params=params, timeout=120)
         r.raise_for_status()
-        return r.json()  # type: ignore[no-any-return]
+        return r.json()
 
     results: dict[str, Any] = {}
     ms, ans = timed(lambda: get("ValueSet/$expand", url=VS_ISA), repeat)
