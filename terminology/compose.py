@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from terminology.errors import FhirError, Issue, NotFound, TooCostly, Unprocessable
 from terminology.filters import Deadline, current_deadline
@@ -44,11 +44,55 @@ class ComposeOptions:
     versions_match: bool | None = None
 
 
+class VersionedRequest(Protocol):
+    """What $expand and $validate-code requests share that changes membership."""
+
+    active_only: bool
+    system_versions: dict[str, str]
+    force_versions: dict[str, str]
+    check_versions: dict[str, str]
+    default_valueset_versions: dict[str, str]
+
+
+def request_options(request: VersionedRequest, **extra: Any) -> ComposeOptions:
+    """ComposeOptions from a request's activeOnly and version rules (+ operation-specific ones)."""
+    return ComposeOptions(
+        active_only=request.active_only,
+        system_versions=dict(request.system_versions),
+        force_versions=dict(request.force_versions),
+        check_versions=dict(request.check_versions),
+        default_valueset_versions=dict(request.default_valueset_versions),
+        **extra,
+    )
+
+
+EXPANSION_PARAMETER_EXTS = (
+    "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter",
+    "http://hl7.org/fhir/tools/StructureDefinition/valueset-expansion-parameter",
+)
+
+
+def value_set_parameters(value_set: dict[str, Any] | None) -> dict[str, Any]:
+    """Parameters a value set states for its own use (compose valueset-expansion-parameter):
+    name -> value (the last one given wins)."""
+    out: dict[str, Any] = {}
+    for ext in ((value_set or {}).get("compose") or {}).get("extension", []):
+        if ext.get("url") not in EXPANSION_PARAMETER_EXTS:
+            continue
+        parts = {e.get("url"): e for e in ext.get("extension", [])}
+        name, value = parts.get("name", {}), parts.get("value", {})
+        key = next((k for k in value if k.startswith("value")), None)
+        n = name.get("valueCode") or name.get("valueString")
+        if n and key:
+            out[n] = value[key]
+    return out
+
+
 # -- value sets and code systems --------------------------------------------------------------
 
 
 def vs_canonical(value_set: dict[str, Any]) -> str:
-    """'url|version' (or just url) of a value set, as messages quote it."""
+    """'url|version' (or just url) of a value set or other canonical resource, as messages quote it."""
     url = value_set.get("url", "")
     version = value_set.get("version")
     return f"{url}|{version}" if version else url
@@ -421,7 +465,7 @@ def _membership_in_expansion(
     ev: _Evaluation, value_set: dict[str, Any], system: str | None, code: str, version: str | None
 ) -> MembershipResult:
     """A value set given only as an expansion: search its contains."""
-    for item in _walk_contains(value_set.get("expansion", {}).get("contains", [])):
+    for item in walk_contains(value_set.get("expansion", {}).get("contains", [])):
         if item.get("code") == code and (system is None or item.get("system") == system):
             if version and item.get("version") and item.get("version") != version:
                 continue
@@ -431,10 +475,11 @@ def _membership_in_expansion(
     return MembershipResult(False)
 
 
-def _walk_contains(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def walk_contains(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every item of an expansion's contains, nested ones after their parent."""
     for item in items:
         yield item
-        yield from _walk_contains(item.get("contains", []))
+        yield from walk_contains(item.get("contains", []))
 
 
 def check_membership(
@@ -709,7 +754,7 @@ def _excluded(ev: _Evaluation, excludes: list[dict[str, Any]], e: ExpansionEntry
 def _entries_from_expansion(ev: _Evaluation, value_set: dict[str, Any]) -> list[ExpansionEntry]:
     """Members of a value set that carries only an expansion."""
     out = []
-    for item in _walk_contains(value_set.get("expansion", {}).get("contains", [])):
+    for item in walk_contains(value_set.get("expansion", {}).get("contains", [])):
         if not item.get("code"):
             continue
         provider = ev.registry.code_system(item.get("system", ""), item.get("version"))

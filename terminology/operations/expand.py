@@ -21,8 +21,10 @@ from terminology.compose import (
     ExpansionEntry,
     expand_compose,
     nest_entries,
+    request_options,
     resolve_value_set,
     too_costly,
+    value_set_parameters,
 )
 from terminology.errors import BadRequest
 from terminology.filters import Deadline
@@ -92,7 +94,6 @@ def target_value_set(registry: Registry, request: ExpandRequest,
     raise BadRequest("$expand needs a value set: 'url', 'valueSet' or an instance id", expression="url")
 
 
-EXPANSION_PARAMETER_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
 # valueset-expansion-parameter names we honour -> (ExpandRequest field, echoed value key)
 VS_DEFAULTS = {
     "displayLanguage": ("display_language", "valueCode"),
@@ -107,30 +108,29 @@ VS_DEFAULTS = {
 def apply_value_set_defaults(request: ExpandRequest, value_set: dict[str, Any]) -> ExpandRequest:
     """Expansion parameters the value set itself sets (valueset-expansion-parameter extension
     on compose), for those the request does not send; they are echoed like sent ones."""
-    compose = value_set.get("compose") or {}
     sent = {p["name"] for p in request.echo}
     changes: dict[str, Any] = {}
     echo = list(request.echo)
-    for ext in compose.get("extension", []):
-        if ext.get("url") != EXPANSION_PARAMETER_EXT:
-            continue
-        parts = {e.get("url"): e for e in ext.get("extension", [])}
-        name = (parts.get("name") or {}).get("valueCode")
-        value = next((v for k, v in (parts.get("value") or {}).items() if k.startswith("value")), None)
+    for name, value in value_set_parameters(value_set).items():
         if name == "versionsMatch" and request.versions_match is None and value is not None:
             # not echoed as sent: the expansion reports versionsMatch when it merged versions
-            changes["versions_match"] = value is True or str(value).lower() == "true"
+            changes["versions_match"] = _as_bool(value)
             continue
         if name not in VS_DEFAULTS or name in sent or value is None:
             continue
         attr, key = VS_DEFAULTS[name]
-        if key == "valueBoolean" and not isinstance(value, bool):
-            value = str(value).lower() == "true"
+        if key == "valueBoolean":
+            value = _as_bool(value)
         changes[attr] = value
         echo.append({"name": name, key: value})
     if not changes:
         return request
     return replace(request, echo=echo, **changes)
+
+
+def _as_bool(value: Any) -> bool:
+    """A boolean parameter stated as valueBoolean or as a string ('true')."""
+    return value if isinstance(value, bool) else str(value).lower() == "true"
 
 
 def resolve_supplements(registry: Registry, expansion: Expansion, request: ExpandRequest,
@@ -148,16 +148,9 @@ def resolve_supplements(registry: Registry, expansion: Expansion, request: Expan
 
 def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
     """The membership-affecting parameters of the request."""
-    return ComposeOptions(
-        active_only=request.active_only,
-        system_versions=dict(request.system_versions),
-        force_versions=dict(request.force_versions),
-        check_versions=dict(request.check_versions),
-        default_valueset_versions=dict(request.default_valueset_versions),
-        exclude_not_for_ui=request.exclude_not_for_ui,
-        deadline=Deadline(settings.request_time_limit),
-        versions_match=request.versions_match,
-    )
+    return request_options(request, exclude_not_for_ui=request.exclude_not_for_ui,
+                           deadline=Deadline(settings.request_time_limit),
+                           versions_match=request.versions_match)
 
 
 def _is_paged(request: ExpandRequest) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.compose import ComposeOptions
+from terminology.compose import ComposeOptions, request_options
 from terminology.errors import Issue
 from terminology.operations.validate_checker import (
     Checker,
@@ -22,7 +22,6 @@ from terminology.operations.validate_checker import (
     RequestState,
     VersionRules,
     checker_settings,
-    compose_options,
     fragment_may_hold,
     resolve_target_value_set,
     unknown_code_message,
@@ -153,6 +152,13 @@ def check_coded(checker: Checker, issue_path: str, coded: dict[str, Any], mode: 
             rs.normal_form = st.normal_form
     if ok is False and not checker.internally_defined:
         _not_in_vs(checker, issue_path, coded, mode, codelist, mt, rs)
+    elif not coded.get("coding") and checker.internally_defined:
+        # A CodeableConcept with only text names no code for the code system to check.
+        systems = [i.get("system") for i in vs.get("compose", {}).get("include", [])]
+        text = (f"The CodeableConcept has no coding, so no code can be validated against the "
+                f"code system '{systems[0] if systems else checker.vurl}'")
+        mt.add(text)
+        rs.op.add("error", "invalid", add_to_path(issue_path, "coding"), None, text, "invalid-data")
     return _answer(checker, coded, mode, ok, best, inactive, mt, rs, issue_path)
 
 
@@ -248,14 +254,8 @@ def _system_not_found(checker: Checker, coding: dict[str, Any], ws: str, path: s
         mt.add(text)
         rs.op.add("error", "invalid", system_path, "CODESYSTEM_CS_NO_SUPPLEMENT", text, "invalid-data")
         return
-    version = coding.get("version")
-    if checker.registry.code_system(ws) is None and not version:
-        text, mid, key = message("UNKNOWN_CODESYSTEM", ws), "UNKNOWN_CODESYSTEM", ws
-    else:
-        known = checker.known_versions(ws)
-        mid = "UNKNOWN_CODESYSTEM_VERSION" if known else "UNKNOWN_CODESYSTEM_VERSION_NONE"
-        text = message(mid, ws, version, version_list(known))
-        key = f"{ws}|{version}" if known else ws
+    text, mid, key = checker.unknown_system_message(
+        ws, coding.get("version"), system_known=checker.registry.code_system(ws) is not None)
     if rs.unknown(key):
         rs.op.add("error", "not-found", system_path, mid, text, "not-found")
     mt.add(text)
@@ -434,7 +434,7 @@ def validate_value_set(registry: Registry, request: ValidateCodeRequest,
                        instance: dict[str, Any] | None = None,
                        accept_language: str | None = None) -> dict[str, Any]:
     """ValueSet/$validate-code: is the code (Coding, CodeableConcept) in the value set?"""
-    options = compose_options(request)
+    options = request_options(request)
     value_set = resolve_target_value_set(registry, request, instance, options)
     settings = checker_settings(registry, request, options, accept_language, value_set)
     checker = Checker(registry, value_set, settings)
@@ -502,7 +502,7 @@ def validate_code_system(registry: Registry, request: ValidateCodeRequest,
                          instance: dict[str, Any] | None = None,
                          accept_language: str | None = None) -> dict[str, Any]:
     """CodeSystem/$validate-code: is the code valid in the code system (and its display right)?"""
-    options = compose_options(request)
+    options = request_options(request)
     try:
         provider = resolve_validation_code_system(registry, request, instance, options)
     except PrepareError as err:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.compose import ComposeOptions, compile_filters, resolve_value_set
+from terminology.compose import (
+    STANDARDS_STATUS_EXT,
+    ComposeOptions,
+    compile_filters,
+    resolve_value_set,
+    value_set_parameters,
+    vs_canonical,
+    walk_contains,
+)
 from terminology.errors import FhirError, Issue, NotFound, Unprocessable
 from terminology.operations.validate_displays import DisplayList, working_languages
 from terminology.operations.validate_messages import message, version_list
@@ -23,7 +31,6 @@ from terminology.registry import Registry, split_canonical, version_key, version
 from terminology.supplements import named_supplements, require_supplements, supplements_for
 
 INCLUDE_KINDS = ("complete", "fragment")
-STANDARDS_STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
 VS_DEPRECATED_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-deprecated"
 
 
@@ -77,10 +84,7 @@ class RequestState:
 
 def vurl(resource: dict[str, Any]) -> str:
     """'url|version' of a canonical resource ('(unidentified)' for one without a url)."""
-    url = resource.get("url")
-    if not url:
-        return "(unidentified)"
-    return f"{url}|{resource['version']}" if resource.get("version") else url
+    return vs_canonical(resource) if resource.get("url") else "(unidentified)"
 
 
 def _more_detailed(check: str | None, actual: str | None) -> bool:
@@ -222,16 +226,21 @@ class Checker:
         """Known versions of a code system, as strings, oldest first."""
         return [v for v in self.registry.code_system_versions(url) if v]
 
+    def unknown_system_message(self, system: str, version: str | None,
+                               system_known: bool = False) -> tuple[str, str, str]:
+        """(text, message id, once-only key) for 'code system (version) not found': the
+        version wording when a version was asked for or the system itself is known."""
+        if not version and not system_known:
+            return message("UNKNOWN_CODESYSTEM", system), "UNKNOWN_CODESYSTEM", system
+        known = self.known_versions(system)
+        mid = "UNKNOWN_CODESYSTEM_VERSION" if known else "UNKNOWN_CODESYSTEM_VERSION_NONE"
+        key = f"{system}|{version}" if known else system
+        return message(mid, system, version, version_list(known)), mid, key
+
     def unknown_system_issue(self, rs: RequestState, path: str, system: str,
                              version: str | None) -> None:
         """The 'code system not found' issue (once per system|version)."""
-        if not version:
-            text, mid, key = message("UNKNOWN_CODESYSTEM", system), "UNKNOWN_CODESYSTEM", system
-        else:
-            known = self.known_versions(system)
-            mid = "UNKNOWN_CODESYSTEM_VERSION" if known else "UNKNOWN_CODESYSTEM_VERSION_NONE"
-            text = message(mid, system, version, version_list(known))
-            key = f"{system}|{version}" if known else system
+        text, mid, key = self.unknown_system_message(system, version)
         rs.messages.append(text)
         if rs.unknown(key):
             rs.op.add("error", "not-found", add_to_path(path, "system"), mid, text, "not-found")
@@ -387,10 +396,8 @@ class Checker:
     def _check_expansion(self, path: str, system: str, version: str | None, code: str,
                          st: CodingState, rs: RequestState) -> bool | None:
         """A value set that has only an expansion: find the code among its contains."""
-        from terminology.compose import _walk_contains
-
         contains = self.value_set.get("expansion", {}).get("contains", [])
-        item = next((c for c in _walk_contains(contains)
+        item = next((c for c in walk_contains(contains)
                      if c.get("code") == code and c.get("system") == system), None)
         if item is None:
             return False
@@ -624,38 +631,6 @@ def resolve_target_value_set(registry: Registry, request: ValidateCodeRequest,
         shown = f"{base}|{version}" if version else base
         raise NotFound(message("Unable_to_resolve_value_Set_", shown),
                        message_id="Unable_to_resolve_value_Set_", tx_code="not-found") from e
-
-
-def compose_options(request: ValidateCodeRequest) -> ComposeOptions:
-    """The version rules and activeOnly as compose options."""
-    return ComposeOptions(
-        active_only=request.active_only,
-        system_versions=dict(request.system_versions),
-        force_versions=dict(request.force_versions),
-        check_versions=dict(request.check_versions),
-        default_valueset_versions=dict(request.default_valueset_versions),
-    )
-
-
-EXPANSION_PARAMETER_EXTS = (
-    "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter",
-    "http://hl7.org/fhir/tools/StructureDefinition/valueset-expansion-parameter",
-)
-
-
-def value_set_parameters(value_set: dict[str, Any] | None) -> dict[str, Any]:
-    """Parameters a value set states for its own use (compose valueset-expansion-parameter)."""
-    out: dict[str, Any] = {}
-    for ext in ((value_set or {}).get("compose") or {}).get("extension", []):
-        if ext.get("url") not in EXPANSION_PARAMETER_EXTS:
-            continue
-        parts = {e.get("url"): e for e in ext.get("extension", [])}
-        name, value = parts.get("name", {}), parts.get("value", {})
-        key = next((k for k in value if k.startswith("value")), None)
-        n = name.get("valueCode") or name.get("valueString")
-        if n and key:
-            out[n] = value[key]
-    return out
 
 
 def checker_settings(registry: Registry, request: ValidateCodeRequest, options: ComposeOptions,

@@ -10,9 +10,12 @@ from terminology.compose import (
     ComposeOptions,
     check_membership,
     expand_compose,
+    request_options,
     resolve_value_set,
+    value_set_parameters,
 )
 from terminology.errors import FhirError, NotFound, TooCostly, Unprocessable
+from terminology.params import ExpandRequest, ValidateCodeRequest
 from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
 
@@ -187,3 +190,27 @@ def test_expanding_a_not_present_code_system_is_an_error(registry: Registry) -> 
     with pytest.raises(Unprocessable) as err:
         expand_compose(registry, vs, ComposeOptions())
     assert "has no content" in err.value.text
+
+
+def test_request_options_copy_version_rules_of_either_operation() -> None:
+    expand_req = ExpandRequest(active_only=True, system_versions={CS: "1"})
+    validate_req = ValidateCodeRequest(mode="code", coded={}, force_versions={CS: "2"})
+    options = request_options(expand_req, exclude_not_for_ui=True)
+    assert (options.active_only, options.system_versions, options.exclude_not_for_ui) == (True, {CS: "1"}, True)
+    assert request_options(validate_req).force_versions == {CS: "2"}
+    expand_req.system_versions["x"] = "y"  # the options hold their own copy
+    assert options.system_versions == {CS: "1"}
+
+
+def test_value_set_parameters_read_core_and_tools_extensions() -> None:
+    def param(url: str, name: str, value: dict[str, Any]) -> dict[str, Any]:
+        return {"url": url, "extension": [{"url": "name", "valueCode": name}, {"url": "value", **value}]}
+    vs = {"compose": {"extension": [
+        param("http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter",
+              "activeOnly", {"valueBoolean": True}),
+        param("http://hl7.org/fhir/tools/StructureDefinition/valueset-expansion-parameter",
+              "displayLanguage", {"valueCode": "de"}),
+        param("http://example.test/other", "count", {"valueInteger": 3}),
+    ]}}
+    assert value_set_parameters(vs) == {"activeOnly": True, "displayLanguage": "de"}
+    assert value_set_parameters(None) == {}
