@@ -190,8 +190,6 @@ def test_codeable_concept_with_only_text_is_not_valid(live_server: str) -> None:
         assert result == [{"name": "result", "valueBoolean": False}]
 
 
-@pytest.mark.xfail(reason="CodeSystem/$validate-code answers result=false with no message or issues "
-                          "for a CodeableConcept without codings (operations/validate.py)", strict=True)
 def test_code_system_validate_of_text_only_concept_says_why(live_server: str) -> None:
     answer = send(live_server, "POST", CS_VALIDATE,
                   **body({"name": "url", "valueUri": CPT_URL},
