@@ -1,4 +1,4 @@
-# The terminology server: gunicorn (threaded workers, content loaded once before forking)
+# The terminology server: granian WSGI workers (content loaded once before forking)
 # with the bundled content baked in. Configured by TX_* environment variables (see
 # terminology/settings.py and the README's Deployment section).
 #
@@ -54,8 +54,8 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TX_PORT', '8080'), timeout=4)"]
 
-# gunicorn's arbiter is PID 1: on SIGTERM it stops accepting, lets in-flight requests finish
-# (graceful_timeout) and exits. Give it that long: `docker stop -t 30` / stop_grace_period.
+# The server's main process is PID 1: on SIGTERM it stops accepting, lets in-flight requests
+# finish (up to 20 s) and exits. Give it that long: `docker stop -t 30` / stop_grace_period.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["terminology"]
 CMD ["serve"]
