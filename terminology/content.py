@@ -231,11 +231,13 @@ _TX_LOCK = threading.Lock()
 _TX_MEMO_SIZE = 256
 
 
-def _request_item(resource: dict[str, Any], where: str) -> Any:
-    """Validate and index a tx-resource, reusing the result for identical content.
+def request_resource(resource: dict[str, Any], where: str, label: str) -> Any:
+    """Validate and index a resource sent with a request, once per distinct content.
 
     Clients send the same supporting resources with request after request; validating and
-    indexing each distinct one once keeps tx-resource off the hot path.
+    indexing each distinct one once keeps them off the hot path. Validation is lenient
+    (missing required elements are the operation's to report). The result is a provider
+    for a CodeSystem, else the resource itself; `label` names it in a 400.
     """
     digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
     with _TX_LOCK:
@@ -245,7 +247,7 @@ def _request_item(resource: dict[str, Any], where: str) -> Any:
     try:
         validate_resource(resource, where, lenient=True)
     except ContentError as e:
-        raise BadRequest(f"Invalid tx-resource: {e.path}: {e.problem}", expression=where) from e
+        raise BadRequest(f"Invalid {label}: {e.path}: {e.problem}", expression=where) from e
     is_provider = resource.get("resourceType") == "CodeSystem" and resource.get("content") != "supplement"
     item = make_provider(resource) if is_provider else resource
     with _TX_LOCK:
@@ -255,7 +257,6 @@ def _request_item(resource: dict[str, Any], where: str) -> Any:
     return item
 
 
-_INLINE_VALID: OrderedDict[str, None] = OrderedDict()  # digests of inline resources found valid
 # Parameters that carry a resource used for this request only, and the type each must be.
 INLINE_RESOURCE_PARAMS = {"valueSet": "ValueSet", "codeSystem": "CodeSystem", "conceptMap": "ConceptMap"}
 
@@ -264,25 +265,13 @@ def check_inline_resource(name: str, resource: dict[str, Any]) -> None:
     """400 unless a valueSet/codeSystem/conceptMap parameter holds a valid resource of its type.
 
     The operations read these resources without checking element types, so an unvalidated
-    `compose: "x"` would surface as a 500; identical content is validated once.
+    `compose: "x"` would surface as a 500.
     """
     rtype = INLINE_RESOURCE_PARAMS[name]
     if resource.get("resourceType") != rtype:
         raise BadRequest(f"The parameter '{name}' must carry a {rtype}, not "
                          f"{resource.get('resourceType')!r}", expression=name)
-    digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    with _TX_LOCK:
-        if digest in _INLINE_VALID:
-            _INLINE_VALID.move_to_end(digest)
-            return
-    try:
-        validate_resource(resource, name)
-    except ContentError as e:
-        raise BadRequest(f"Invalid {name}: {e.path}: {e.problem}", expression=name) from e
-    with _TX_LOCK:
-        _INLINE_VALID[digest] = None
-        while len(_INLINE_VALID) > _TX_MEMO_SIZE:
-            _INLINE_VALID.popitem(last=False)
+    request_resource(resource, name, name)
 
 
 def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registry:
@@ -297,7 +286,7 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
             continue  # never shadow the server's own code systems
         if rtype not in RESOURCE_TYPES:
             continue  # other resource types are not terminology content; ignore them
-        item = _request_item(r, where)
+        item = request_resource(r, where, "tx-resource")
         if isinstance(item, dict):
             add_resource(overlay, item)
         else:
