@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, unquote_to_bytes
 
 import orjson
 from flask import Flask, Response, current_app, g, request
@@ -94,9 +94,10 @@ def _check_query_encoding() -> None:
     the string '%FF'; naming the parameter is more useful to the client.
     """
     raw = request.query_string
+    if raw.isascii() and b"%" not in raw:
+        return
     try:
-        raw.decode("utf-8")
-        parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+        unquote_to_bytes(raw).decode("utf-8")  # every percent-escape decoded at once
     except UnicodeDecodeError:
         for pair in raw.decode("latin-1").split("&"):
             name, _, value = pair.partition("=")
