@@ -439,6 +439,9 @@ def _coded_value(bag: ParamBag, for_code_system: bool) -> tuple[str, dict[str, A
         return None
     if for_code_system:
         system, version = bag.text("url") or bag.text("system"), bag.text("version")
+        inline = bag.resource("codeSystem") if bag.has("codeSystem") else None
+        if not system and inline is not None:  # R4: the code is in the codeSystem sent
+            system, version = inline.get("url"), version or inline.get("version")
     else:
         system, version = bag.text("system"), bag.text("systemVersion")
     if not system and not bag.boolean("inferSystem") and not for_code_system:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.compose import ComposeOptions, request_options
-from terminology.errors import Issue
+from terminology.content import request_resource
+from terminology.errors import BadRequest, Issue
 from terminology.operations.validate_checker import (
     Checker,
     CodingState,
@@ -31,7 +32,6 @@ from terminology.operations.validate_messages import message, version_list
 from terminology.operations.validate_outcome import PrepareError, add_to_path
 from terminology.params import ValidateCodeRequest
 from terminology.providers.base import CodeSystemProvider
-from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
 from terminology.supplements import canonical, supplements_for
 
@@ -472,8 +472,12 @@ def resolve_validation_code_system(registry: Registry, request: ValidateCodeRequ
                                    options: ComposeOptions) -> CodeSystemProvider:
     """The code system to validate against: instance, inline codeSystem, url or the coding's system."""
     if request.code_system is not None:
-        provider: CodeSystemProvider | None = FhirCodeSystemProvider(request.code_system)
-        return provider  # type: ignore[return-value]
+        # Validated and indexed once per distinct content (app.py checked it already).
+        inline = request_resource(request.code_system, "codeSystem", "codeSystem")
+        if isinstance(inline, dict):  # a supplement holds no codes of its own
+            raise BadRequest("The codeSystem parameter is a supplement; send the code system it "
+                             "supplements", expression="codeSystem")
+        return inline
     coding = (request.coded.get("coding") or [{}])[0]
     url = (instance or {}).get("url") or request.url or coding.get("system")
     version = (instance or {}).get("version") or request.version or coding.get("version")

@@ -55,3 +55,26 @@ def test_subsumes_get_gives_outcome(client: Any) -> None:
 
 def test_validate_code_without_code_is_400(client: Any) -> None:
     assert_outcome(client.get(f"/fhir/CodeSystem/$validate-code?url={BODY_SITE}"), 400, "Unable to find code")
+
+
+def _inline_cs_body(content: str = "complete", code: str = "a") -> dict[str, Any]:
+    cs: dict[str, Any] = {"resourceType": "CodeSystem", "url": "http://example.test/inline", "status": "active",
+                          "content": content, "concept": [{"code": "a", "display": "A"}]}
+    if content == "supplement":
+        cs["supplements"] = "http://example.test/base"
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "codeSystem", "resource": cs}, {"name": "code", "valueCode": code}]}
+
+
+def test_cs_validate_code_with_inline_code_system_needs_no_url(client: Any) -> None:
+    good = client.post("/fhir/CodeSystem/$validate-code", json=_inline_cs_body()).get_json()
+    assert {p["name"]: p.get("valueBoolean", p.get("valueUri")) for p in good["parameter"]}["result"] is True
+    bad = client.post("/fhir/CodeSystem/$validate-code", json=_inline_cs_body(code="zz")).get_json()
+    message = next(p["valueString"] for p in bad["parameter"] if p["name"] == "message")
+    assert "Unknown code 'zz'" in message and "http://example.test/inline" in message
+
+
+def test_cs_validate_code_with_inline_supplement_is_400(client: Any) -> None:
+    resp = client.post("/fhir/CodeSystem/$validate-code", json=_inline_cs_body(content="supplement"))
+    assert resp.status_code == 400
+    assert resp.get_json()["issue"][0]["expression"] == ["codeSystem"]
