@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from terminology.errors import FhirError, Issue, NotFound, TooCostly, Unprocessable
+from terminology.expansion_stream import ConceptRun, EntryRun, Members, Run
 from terminology.filters import Deadline, current_deadline
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter, Designation
 from terminology.registry import Registry, split_canonical, version_key, version_matches
@@ -262,7 +263,7 @@ class _Evaluation:
         self.issues: list[Issue] = []
         self.max_size: int | None = None
         self.versions_match = False  # what the outermost compose was evaluated with
-        self._expanded: dict[str, list[ExpansionEntry]] = {}
+        self._expanded: dict[str, Members] = {}
 
     def tick(self) -> None:
         """Honour the request deadline inside long loops."""
@@ -537,7 +538,7 @@ class ExpansionEntry:
 class Expansion:
     """A computed expansion: flat entries in order, plus what the rendering needs."""
 
-    entries: list[ExpansionEntry]
+    members: Members  # built into entries only for the members shown
     used_systems: list[str] = field(default_factory=list)
     used_valuesets: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
@@ -550,9 +551,14 @@ class Expansion:
     versions_match: bool = False  # codes were merged across code system versions
 
     @property
+    def entries(self) -> list[ExpansionEntry]:
+        """Every member's entry, flat and in order (built on first use)."""
+        return self.members.entries()
+
+    @property
     def total(self) -> int:
         """Number of members (flat)."""
-        return len(self.entries)
+        return len(self.members)
 
     def nested(self) -> list[ExpansionEntry]:
         """Hierarchical roots: nestable entries placed under a nestable parent present here."""
@@ -603,58 +609,91 @@ def _entry(provider: CodeSystemProvider, concept: Concept, nestable: bool,
                           list(vs_concept.get("extension", [])) if vs_concept else [])
 
 
-def _candidates(provider: CodeSystemProvider, filters: list[ConceptFilter]) -> Iterable[Concept]:
-    """Concepts worth testing: the listed codes of the first listing filter, else all."""
+def _candidates(
+    provider: CodeSystemProvider, filters: list[ConceptFilter]
+) -> tuple[Iterable[Concept], list[ConceptFilter]]:
+    """Concepts worth testing: the listed codes (each once) of the first listing filter, else
+    all; and the filters still to test (a listing filter's own codes match it)."""
     for f in filters:
         codes = f.codes()
         if codes is not None:
-            return (c for c in (provider.locate(k) for k in codes) if c is not None)
-    return provider.iterate()
+            located = (provider.locate(k) for k in dict.fromkeys(codes))
+            return (c for c in located if c is not None), [g for g in filters if g is not f]
+    return provider.iterate(), filters
 
 
-def _system_entries(
-    ev: _Evaluation, include: dict[str, Any], where: str
-) -> Iterator[ExpansionEntry]:
-    """The members the include's system part (all / concept list / filters) selects."""
+def _may_drop(ev: _Evaluation) -> bool:
+    """Whether _selectable can refuse a concept here (activeOnly, inactive, notForUI)."""
+    options = ev.options
+    return options.active_only or options.exclude_not_for_ui or ev.compose_inactive() is False
+
+
+def _system_run(ev: _Evaluation, include: dict[str, Any], where: str) -> ConceptRun:
+    """The concepts the include's system part (all / concept list / filters) selects."""
     provider = ev.provider_for(include)
     if "concept" in include:
-        for raw in include["concept"]:
-            ev.tick()
-            concept = provider.locate(raw.get("code", ""))
-            if concept is not None and _selectable(concept, ev):
-                yield _entry(provider, concept, False, raw)
-        return
+        return _listed_run(ev, provider, include["concept"])
     filters = compile_filters(provider, include, where)
     ops = [filter_op(f) for f in include.get("filter", [])]
     nestable = all(op in HIERARCHY_OPS for op in ops)
-    for concept in _candidates(provider, filters):
+    ordered = getattr(provider, "ordered_concepts", None)
+    drop = _may_drop(ev)
+    if not filters and ordered is not None and not drop:
+        # the whole code system: its own ordered list, paged by position
+        return ConceptRun(provider, ordered(), nestable=nestable, whole=True)
+    candidates, tests = _candidates(provider, filters)
+    chosen = []
+    for concept in candidates:
         ev.tick()
-        if _selectable(concept, ev) and all(f.matches(concept) for f in filters):
-            yield _entry(provider, concept, nestable, None, bool(filters))
+        if (not drop or _selectable(concept, ev)) and all(f.matches(concept) for f in tests):
+            chosen.append(concept)
+    return ConceptRun(provider, chosen, nestable=nestable, filtered=bool(filters))
 
 
-def _include_entries(
-    ev: _Evaluation, include: dict[str, Any], where: str
-) -> Iterator[ExpansionEntry]:
-    """Members an include selects: its system part intersected with its imported value sets."""
+def _listed_run(ev: _Evaluation, provider: CodeSystemProvider,
+                listed: list[dict[str, Any]]) -> ConceptRun:
+    """The concepts an include lists (known and selectable ones, each once), with the
+    compose concepts that may give them a display, designations and extensions."""
+    concepts: list[Concept] = []
+    raws: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for raw in listed:
+        ev.tick()
+        concept = provider.locate(raw.get("code", ""))
+        if concept is not None and concept.code not in seen and _selectable(concept, ev):
+            seen.add(concept.code)
+            concepts.append(concept)
+            raws.append(raw)
+    return ConceptRun(provider, concepts, vs_concepts=raws)
+
+
+def _imported_entries(ev: _Evaluation, include: dict[str, Any]) -> list[ExpansionEntry]:
+    """Members of an include without a system: its imported value sets intersected."""
     imports = [ev.import_value_set(ref) for ref in include.get("valueSet", [])]
+    if not imports:
+        return []
+    first, rest = imports[0], imports[1:]
+    # members taken from another value set are listed flat
+    return [ExpansionEntry(e.system, e.version, e.code, e.display, e.concept, e.provider,
+                           e.abstract, e.inactive, e.designations, [], False, False, e.extensions)
+            for e in _expand_vs(ev, first)
+            if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in rest)]
+
+
+def _include_run(ev: _Evaluation, include: dict[str, Any], where: str) -> Run:
+    """The members an include selects, as a run (entries are built only when shown)."""
     if not include.get("system"):
-        if not imports:
-            return
-        first, rest = imports[0], imports[1:]
-        for e in _expand_vs(ev, first):
-            if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in rest):
-                # members taken from another value set are listed flat
-                yield ExpansionEntry(e.system, e.version, e.code, e.display, e.concept, e.provider,
-                                     e.abstract, e.inactive, e.designations, [], False, False,
-                                     e.extensions)
-        return
-    for e in _system_entries(ev, include, where):
-        if all(_membership(ev, vs, e.system, e.code, e.version).found for vs in imports):
-            yield e
+        return EntryRun(_imported_entries(ev, include))
+    imports = [ev.import_value_set(ref) for ref in include.get("valueSet", [])]
+    run = _system_run(ev, include, where)
+    if not imports:
+        return run
+    url, version = run.provider.url, run.provider.version
+    return run.keep(lambda _, c: all(_membership(ev, vs, url, c.code, version).found
+                                     for vs in imports))
 
 
-def _expand_vs(ev: _Evaluation, value_set: dict[str, Any]) -> list[ExpansionEntry]:
+def _expand_vs(ev: _Evaluation, value_set: dict[str, Any]) -> Members:
     """The flat members of a value set (imports are expanded once per evaluation)."""
     key = vs_canonical(value_set)
     if key in ev._expanded and key not in ev.stack:
@@ -663,34 +702,38 @@ def _expand_vs(ev: _Evaluation, value_set: dict[str, Any]) -> list[ExpansionEntr
     try:
         compose = value_set.get("compose")
         if compose is None:
-            out = _entries_from_expansion(ev, value_set)
+            out = Members([EntryRun(_entries_from_expansion(ev, value_set))], _entry)
         else:
-            out = _expand_compose_entries(ev, compose)
+            out = _expand_compose_members(ev, compose)
     finally:
         ev.leave()
     ev._expanded[key] = out
     return out
 
 
-def _expand_compose_entries(ev: _Evaluation, compose: dict[str, Any]) -> list[ExpansionEntry]:
-    seen: dict[tuple[str, str | None, str], ExpansionEntry] = {}
+def _expand_compose_members(ev: _Evaluation, compose: dict[str, Any]) -> Members:
     excludes = compose.get("exclude", [])
     merge = _versions_match(compose, ev.options)
     if len(ev.stack) == 1:
         ev.versions_match = merge
     # Without excludes the top-level count only grows: stop as soon as it passes the limit.
     limit = ev.max_size if len(ev.stack) == 1 and not excludes else None
+    runs: list[Run] = []
     for i, include in _newest_version_first(compose.get("include", [])):
-        for e in _include_entries(ev, include, f"ValueSet.compose.include[{i}]"):
-            # merged, a code is one member whatever version it comes from: the first (newest)
-            seen.setdefault((e.system, None, e.code) if merge else e.key, e)
-            if limit is not None and len(seen) > limit:
-                raise TooCostly("")  # replaced with the value set's message by expand_compose
+        runs.append(_include_run(ev, include, f"ValueSet.compose.include[{i}]"))
+        so_far = Members(runs, _entry)
+        if limit is not None and not so_far.may_repeat(merge) and len(so_far) > limit:
+            raise TooCostly("")  # replaced with the value set's message by expand_compose
     for exclude in excludes:
         _note_excluded_system(ev, exclude)
+    members = Members(runs, _entry)
+    if members.may_repeat(merge):
+        # merged, a code is one member whatever version it comes from: the first (newest)
+        members = members.deduplicated(merge)
     if not excludes:
-        return list(seen.values())
-    return [e for e in seen.values() if not _excluded(ev, excludes, e, merge)]
+        return members
+    return members.keep(lambda system, version, code:
+                        not _excluded_code(ev, excludes, system, version, code, merge))
 
 
 def _versions_match(compose: dict[str, Any], options: ComposeOptions) -> bool:
@@ -739,14 +782,15 @@ def _note_excluded_system(ev: _Evaluation, exclude: dict[str, Any]) -> None:
         ev.provider_for(exclude)
 
 
-def _excluded(ev: _Evaluation, excludes: list[dict[str, Any]], e: ExpansionEntry,
-              merge: bool = False) -> bool:
+def _excluded_code(ev: _Evaluation, excludes: list[dict[str, Any]], system: str,
+                   version: str | None, code: str, merge: bool = False) -> bool:
+    """Whether an exclude of the compose removes system|code (version)."""
     for i, exclude in enumerate(excludes):
         if (not merge and exclude.get("system") and exclude.get("version")
-                and exclude.get("version") != e.version):
+                and exclude.get("version") != version):
             continue
-        if _include_selects(ev, exclude, f"ValueSet.compose.exclude[{i}]", e.system, e.code,
-                            e.version if not exclude.get("version") else exclude.get("version")):
+        if _include_selects(ev, exclude, f"ValueSet.compose.exclude[{i}]", system, code,
+                            version if not exclude.get("version") else exclude.get("version")):
             return True
     return False
 
@@ -781,15 +825,15 @@ def expand_compose(
     ev = _Evaluation(registry, options, "expanded")
     ev.max_size = max_size
     try:
-        entries = _expand_vs(ev, value_set)
+        members = _expand_vs(ev, value_set)
     except TooCostly as e:
         if e.text or max_size is None:
             raise
         raise too_costly(value_set, max_size) from None
-    if max_size is not None and len(entries) > max_size:
+    if max_size is not None and len(members) > max_size:
         raise too_costly(value_set, max_size)
     reasons, fragments = _unclosed(ev)
-    return Expansion(entries, ev.used_systems, ev.used_valuesets, ev.issues, bool(reasons),
+    return Expansion(members, ev.used_systems, ev.used_valuesets, ev.issues, bool(reasons),
                      ev.version_parameters, ev.warnings, reasons, fragments, list(ev.providers),
                      ev.versions_match)
 

@@ -68,6 +68,51 @@ class CodeSetFilter:
         return self._ordered
 
 
+class HierarchyFilter:
+    """A hierarchy filter (is-a, descendent-of, child-of, descendent-leaf, generalizes) on one
+    root: `matches` walks the concept's ancestors (a few steps), and the matching codes are
+    listed only when asked, so checking one code in a big subtree costs no closure."""
+
+    def __init__(self, cs: HierarchyProvider, root: Concept, op: str) -> None:
+        self._cs = cs
+        self._root = root
+        self._op = op
+        self._listed: list[str] | None = None
+        # generalizes selects the root and its ancestors: few, so computed now
+        self._up = frozenset([root.code, *cs.ancestors(root.code)]) if op == "generalizes" else None
+
+    def matches(self, concept: Concept) -> bool:
+        """Whether the concept stands in the filter's relation to the root."""
+        root, op = self._root.code, self._op
+        if self._up is not None:
+            return concept.code in self._up
+        if op == "child-of":
+            return root in concept.parents
+        if op == "is-a" and concept.code == root:
+            return True
+        if concept.code == root or (op == "descendent-leaf" and concept.children):
+            return False
+        return root in self._cs.ancestors(concept.code)
+
+    def codes(self) -> Iterable[str] | None:
+        """The matching codes in hierarchy order (computed on first use)."""
+        if self._listed is None:
+            self._listed = _hierarchy_codes(self._cs, self._root, self._op)
+        return self._listed
+
+
+def _hierarchy_codes(cs: HierarchyProvider, root: Concept, op: str) -> list[str]:
+    if op == "is-a":
+        return [root.code, *cs.descendants(root.code)]
+    if op == "descendent-of":
+        return cs.descendants(root.code)
+    if op == "child-of":
+        return list(root.children)
+    if op == "generalizes":
+        return [root.code, *sorted(cs.ancestors(root.code))]
+    return [k for k in cs.descendants(root.code) if not _children_of(cs, k)]
+
+
 def compile_regex(pattern: str) -> regex.Pattern[str]:
     """A compiled pattern, or a 400 naming the bad pattern."""
     try:
@@ -111,7 +156,9 @@ def _property_text(value: Any) -> str:
     return str(value)
 
 
-def _code_filter(cs: HierarchyProvider, op: str, value: str) -> CodeSetFilter | PredicateFilter:
+def _code_filter(
+    cs: HierarchyProvider, op: str, value: str
+) -> CodeSetFilter | HierarchyFilter | PredicateFilter:
     def norm(code: str) -> str:
         return code if cs.case_sensitive else code.lower()
 
@@ -119,20 +166,13 @@ def _code_filter(cs: HierarchyProvider, op: str, value: str) -> CodeSetFilter | 
         root = cs.locate(value)
         if root is None:
             return CodeSetFilter([])
-        if op == "is-a":
-            return CodeSetFilter([root.code, *cs.descendants(root.code)])
-        if op == "descendent-of":
-            return CodeSetFilter(cs.descendants(root.code))
-        if op == "child-of":
-            return CodeSetFilter(list(root.children))
-        if op == "generalizes":
-            return CodeSetFilter([root.code, *sorted(cs.ancestors(root.code))])
-        leaves = [k for k in cs.descendants(root.code) if not _children_of(cs, k)]
-        return CodeSetFilter(leaves)
+        return HierarchyFilter(cs, root, op)
     if op == "is-not-a":
         root = cs.locate(value)
-        excluded = frozenset([root.code, *cs.descendants(root.code)]) if root else frozenset()
-        return PredicateFilter(lambda c: c.code not in excluded)
+        if root is None:
+            return PredicateFilter(lambda c: True)
+        below = HierarchyFilter(cs, root, "is-a")
+        return PredicateFilter(lambda c: not below.matches(c))
     if op == "=":
         target = norm(value)
         return PredicateFilter(lambda c: norm(c.code) == target)

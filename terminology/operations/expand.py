@@ -420,9 +420,7 @@ def _used_parameters(expansion: Expansion) -> list[dict[str, Any]]:
 def _versioned_systems(expansion: Expansion, value_set: dict[str, Any]) -> set[str]:
     """Systems whose contains items carry the version: expanded in more than one version, or
     named with different versions by the compose (as tx.fhir.org does)."""
-    seen: dict[str, set[str | None]] = {}
-    for e in expansion.entries:
-        seen.setdefault(e.system, set()).add(e.version)
+    seen = expansion.members.system_versions()
     compose = value_set.get("compose") or {}
     named: dict[str, set[str | None]] = {}
     for part in (*compose.get("include", []), *compose.get("exclude", [])):
@@ -469,24 +467,25 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     paged = _is_paged(request)
     limit = None if paged else (max_size or settings.max_expansion_size)
     expansion = expand_compose(registry, value_set, options, max_size=None if request.text_filter else limit)
-    entries = expansion.entries
+    members = expansion.members
     if request.text_filter:
-        matches = text_matcher(request.text_filter)
-        entries = [e for e in entries if matches(e)]
+        # a word index answers where the code system has one; other members are tested
+        members = members.text_filtered(request.text_filter, text_matcher(request.text_filter))
+    total = len(members)
     if limit is not None:
         # CPT has its own (operator-set) cap, as tx.fhir.org caps CPT expansions
         if any(s.split("|")[0] == CPT_URL for s in expansion.used_systems):
             limit = min(limit, settings.max_cpt_expansion)
-        if len(entries) > limit:
+        if total > limit:
             raise too_costly(value_set, limit)
-    total = len(entries)
     offset = request.offset or 0
     if paged:
-        end = None if request.count is None else offset + request.count
-        shown = entries[offset:end]
+        # only the page's entries are built
+        shown = members.slice(offset, None if request.count is None else offset + request.count)
     elif request.exclude_nested is True:
-        shown = entries
+        shown = members.entries()
     else:
+        entries = members.entries()
         # A text search over a whole code system lists matches flat; hierarchy filters nest.
         shown = nest_entries(entries if not request.text_filter else
                              [replace(e, nestable=e.nestable and e.filtered) for e in entries])

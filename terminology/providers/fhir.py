@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from terminology.filters import generic_filter
 from terminology.providers.base import Concept, ConceptFilter, Designation, Prop
+from terminology.text_index import TextIndex
 
 NOT_SELECTABLE_URI = "http://hl7.org/fhir/concept-properties#notSelectable"
 STATUS_URI = "http://hl7.org/fhir/concept-properties#status"
@@ -54,6 +56,11 @@ class FhirCodeSystemProvider:
         self.hierarchical = any(c.children for c in self._concepts.values())
         if not self.case_sensitive:
             self._folded = {k.lower(): v for k, v in self._concepts.items()}
+        # built on first use (or by prepare_indexes at load): see ordered_concepts()
+        self._ordered: list[Concept] | None = None
+        self._position: dict[str, int] = {}
+        self._subtree_end: array[int] | None = None
+        self._text_index: TextIndex | None = None
 
     def _index(self, raw: dict[str, Any], parent: str | None) -> Concept:
         concept = Concept(
@@ -144,6 +151,10 @@ class FhirCodeSystemProvider:
 
     def descendants(self, code: str) -> list[str]:
         """Codes strictly below `code`, depth first."""
+        span = self.subtree_span(code)
+        if span is not None:
+            ordered = self.ordered_concepts()
+            return [c.code for c in ordered[span[0] + 1:span[1]]]
         out: list[str] = []
         seen: set[str] = set()
         stack = list(reversed(self._concepts[code].children)) if code in self._concepts else []
@@ -181,6 +192,53 @@ class FhirCodeSystemProvider:
     def property_definitions(self) -> list[dict[str, Any]]:
         """CodeSystem.property entries."""
         return list(self._prop_defs)
+
+    # -- positions: the concepts in iterate() order, indexed once ---------------------------
+
+    def ordered_concepts(self) -> Sequence[Concept]:
+        """Every concept in iterate() order, as one list computed once (never modify it):
+        a whole-code-system include pages over it by position."""
+        if self._ordered is None:
+            ordered = list(self.iterate())
+            self._position = {c.code: i for i, c in enumerate(ordered)}
+            self._subtree_end = self._subtree_ends(ordered)
+            self._ordered = ordered
+        return self._ordered
+
+    def position(self, code: str) -> int | None:
+        """Where the concept `code` (exact) stands in ordered_concepts()."""
+        self.ordered_concepts()
+        return self._position.get(code)
+
+    def subtree_span(self, code: str) -> tuple[int, int] | None:
+        """[start, end) of `code` and its descendants in ordered_concepts(), when the hierarchy
+        is a tree (depth-first order makes every subtree contiguous); else None."""
+        self.ordered_concepts()
+        pos = self._position.get(code)
+        if self._subtree_end is None or pos is None:
+            return None
+        return pos, self._subtree_end[pos]
+
+    def _subtree_ends(self, ordered: list[Concept]) -> array[int] | None:
+        """For a tree (one parent each, all reachable), where each concept's subtree ends."""
+        if len(ordered) != len(self._concepts) or any(len(c.parents) > 1 for c in ordered):
+            return None
+        ends = array("i", range(1, len(ordered) + 1))
+        for pos in range(len(ordered) - 1, -1, -1):
+            children = ordered[pos].children
+            if children:  # preorder: the last child's subtree ends the parent's
+                ends[pos] = ends[self._position[children[-1]]]
+        return ends
+
+    def text_index(self) -> TextIndex:
+        """The word index of ordered_concepts() for the $expand text filter (built once)."""
+        if self._text_index is None:
+            self._text_index = TextIndex(self.ordered_concepts())
+        return self._text_index
+
+    def prepare_indexes(self) -> None:
+        """Build the positional and text indexes now (at load, before workers fork)."""
+        self.text_index()
 
     def full_resource(self) -> dict[str, Any]:
         """The CodeSystem resource with its concepts, rebuilt from the index (for read)."""
