@@ -565,9 +565,10 @@ class Expansion:
         return nest_entries(self.entries)
 
 
-def nest_entries(entries: list[ExpansionEntry]) -> list[ExpansionEntry]:
-    """Roots of the hierarchy formed by `entries` (children filled in; entries are copied)."""
-    copies = [_shallow(e) for e in entries]
+def nest_entries(entries: list[ExpansionEntry], copy: bool = True) -> list[ExpansionEntry]:
+    """Roots of the hierarchy formed by `entries` (children filled in; entries are copied
+    unless `copy` is False, for entries built for this answer alone)."""
+    copies = [_shallow(e) for e in entries] if copy else entries
     index = {(e.system, e.version, e.code): e for e in copies if e.nestable}
     roots: list[ExpansionEntry] = []
     for e in copies:

@@ -207,6 +207,10 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Regist
         seen[key] = item.source
         add_resource(registry, r)
     memo.save()
+    for provider in registry.providers():
+        prepare = getattr(provider, "prepare_indexes", None)
+        if prepare is not None:
+            prepare()  # at load, before workers fork: they share the indexes
     return registry
 
 

@@ -364,6 +364,15 @@ def _properties(entry: ExpansionEntry, pres: Presentation) -> list[dict[str, Any
     return out
 
 
+def _plain(entry: ExpansionEntry, pres: Presentation) -> bool:
+    """An entry without extensions or properties to show (most of a big expansion): no
+    concept or value set extensions, no status, no properties or supplements asked for."""
+    concept = entry.concept
+    return (concept is not None and not concept.extensions and not entry.extensions
+            and concept.status in (None, "active") and not pres.properties
+            and not pres.supplements)
+
+
 def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str]) -> dict[str, Any]:
     """One `contains` item (with its nested children)."""
     item: dict[str, Any] = {"system": entry.system}
@@ -381,7 +390,7 @@ def render_entry(entry: ExpansionEntry, pres: Presentation, versioned: set[str])
         designations = _designations(entry, display, used, pres)
         if designations:
             item["designation"] = designations
-    exts = [*_entry_extensions(entry, pres), *_properties(entry, pres)]
+    exts = [] if _plain(entry, pres) else [*_entry_extensions(entry, pres), *_properties(entry, pres)]
     if exts:
         item["extension"] = exts
     if entry.children:
@@ -485,10 +494,12 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
     elif request.exclude_nested is True:
         shown = members.entries()
     else:
-        entries = members.entries()
+        # built afresh (not the members' shared entries), so nesting may fill them in place
+        entries = members.slice(0, None)
         # A text search over a whole code system lists matches flat; hierarchy filters nest.
         shown = nest_entries(entries if not request.text_filter else
-                             [replace(e, nestable=e.nestable and e.filtered) for e in entries])
+                             [replace(e, nestable=e.nestable and e.filtered) for e in entries],
+                             copy=False)
     pres = _presentation(request, value_set, accept_language)
     pres.supplement_resources = resolve_supplements(registry, expansion, request, value_set)
     pres.supplements = supplement_concepts(pres.supplement_resources)
