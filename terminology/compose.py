@@ -615,6 +615,11 @@ def _candidates(
 ) -> tuple[Iterable[Concept], list[ConceptFilter]]:
     """Concepts worth testing: the listed codes (each once) of the first listing filter, else
     all; and the filters still to test (a listing filter's own codes match it)."""
+    ordered = getattr(provider, "ordered_concepts", None)
+    for f in filters:
+        span = getattr(f, "span", lambda: None)()
+        if span is not None and ordered is not None:  # a subtree: one slice of the ordered list
+            return list(ordered()[span[0]:span[1]]), [g for g in filters if g is not f]
     for f in filters:
         codes = f.codes()
         if codes is not None:
@@ -643,6 +648,8 @@ def _system_run(ev: _Evaluation, include: dict[str, Any], where: str) -> Concept
         # the whole code system: its own ordered list, paged by position
         return ConceptRun(provider, ordered(), nestable=nestable, whole=True)
     candidates, tests = _candidates(provider, filters)
+    if isinstance(candidates, list) and not tests and not drop:
+        return ConceptRun(provider, candidates, nestable=nestable, filtered=bool(filters))
     chosen = []
     for concept in candidates:
         ev.tick()

@@ -94,6 +94,15 @@ class HierarchyFilter:
             return False
         return root in self._cs.ancestors(concept.code)
 
+    def span(self) -> tuple[int, int] | None:
+        """[start, end) of the matches among the provider's ordered concepts, when they are
+        contiguous there (is-a and descendent-of in a tree); else None."""
+        spans = getattr(self._cs, "subtree_span", None)
+        found = spans(self._root.code) if spans is not None else None
+        if found is None or self._op not in ("is-a", "descendent-of"):
+            return None
+        return found if self._op == "is-a" else (found[0] + 1, found[1])
+
     def codes(self) -> Iterable[str] | None:
         """The matching codes in hierarchy order (computed on first use)."""
         if self._listed is None:
