@@ -44,22 +44,26 @@ class TextIndex:
     __slots__ = ("_words", "_starts", "_postings", "size")
 
     def __init__(self, concepts: Sequence[Concept]) -> None:
-        by_word: dict[str, list[int]] = {}
+        # Built in arrays of ints (no list per word): on a big code system per-word lists
+        # would leave tens of MB of fragmented heap behind once freed.
+        ids: dict[str, int] = {}
+        held = array("i")  # word ids, concept after concept
+        ends = array("l")  # where each concept's word ids end in `held`
         find = _WORD.findall
-        for pos, concept in enumerate(concepts):
+        for concept in concepts:
             # one split of all the texts: a space never joins two words
             for w in set(find(" ".join(concept_texts(concept)).lower())):
-                posting = by_word.get(w)
-                if posting is None:
-                    by_word[w] = [pos]
-                else:
-                    posting.append(pos)  # positions come in ascending order
-        self._words = sorted(by_word)
-        self._starts = array("l", [0])
-        self._postings = array("i")
-        for w in self._words:
-            self._postings.extend(by_word[w])
-            self._starts.append(len(self._postings))
+                i = ids.get(w)
+                if i is None:
+                    i = ids[w] = len(ids)
+                held.append(i)
+            ends.append(len(held))
+        self._words = sorted(ids)
+        rank = array("l", bytes(8 * len(ids)))
+        for r, w in enumerate(self._words):
+            rank[ids[w]] = r
+        del ids
+        self._starts, self._postings = _postings(held, ends, rank)
         self.size = len(concepts)
 
     def _prefix(self, prefix: str) -> Sequence[int] | set[int]:
@@ -85,3 +89,23 @@ class TextIndex:
                 break
             found.intersection_update(other)
         return sorted(found)
+
+
+def _postings(held: array[int], ends: array[int], rank: array[int]) -> tuple[array[int], array[int]]:
+    """Counting sort of (word, concept position) pairs by word rank: each word's postings
+    are one slice of the result, ascending (concepts are visited in order)."""
+    starts = array("l", bytes(8 * (len(rank) + 1)))
+    for i in held:
+        starts[rank[i] + 1] += 1
+    for r in range(1, len(starts)):
+        starts[r] += starts[r - 1]
+    cursor = array("l", starts)
+    postings = array("i", bytes(4 * len(held)))
+    begin = 0
+    for pos, end in enumerate(ends):
+        for k in range(begin, end):
+            r = rank[held[k]]
+            postings[cursor[r]] = pos
+            cursor[r] += 1
+        begin = end
+    return starts, postings
