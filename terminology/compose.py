@@ -264,6 +264,8 @@ class _Evaluation:
         self.max_size: int | None = None
         self.versions_match = False  # what the outermost compose was evaluated with
         self._expanded: dict[str, Members] = {}
+        # include/exclude system parts prepared once (see _prepared_part): tested per code
+        self._parts: dict[tuple[int, str | None], tuple[dict[str, Any], _PreparedPart]] = {}
 
     def tick(self) -> None:
         """Honour the request deadline inside long loops."""
@@ -401,19 +403,36 @@ def _in_system_part(
     """The concept when the include's system/concept/filter part selects system|code."""
     if system is not None and include.get("system") != system:
         return None
-    provider = ev.provider_for(include, version)
+    provider, listed, filters = _prepared_part(ev, include, where, version)
     concept = provider.locate(code)
     if concept is None or not _selectable(concept, ev):
         return None
-    listed = _include_concept_codes(provider, include)
     if listed is not None:
         key = concept.code if provider.case_sensitive else concept.code.lower()
         if key not in listed:
             return None
-    for f in compile_filters(provider, include, where):
+    for f in filters:
         if not f.matches(concept):
             return None
     return concept, provider
+
+
+_PreparedPart = tuple[CodeSystemProvider, "set[str] | None", list[ConceptFilter]]
+
+
+def _prepared_part(ev: _Evaluation, include: dict[str, Any], where: str,
+                   version: str | None) -> _PreparedPart:
+    """The include's provider, listed codes and compiled filters, once per evaluation and
+    coding version: an exclude is tested against every member of a big expansion."""
+    key = (id(include), version)
+    cached = ev._parts.get(key)
+    if cached is not None and cached[0] is include:  # the include is held: its id is not reused
+        return cached[1]
+    provider = ev.provider_for(include, version)
+    prepared = (provider, _include_concept_codes(provider, include),
+                compile_filters(provider, include, where))
+    ev._parts[key] = (include, prepared)
+    return prepared
 
 
 def _include_selects(

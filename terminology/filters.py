@@ -80,12 +80,18 @@ class HierarchyFilter:
         self._listed: list[str] | None = None
         # generalizes selects the root and its ancestors: few, so computed now
         self._up = frozenset([root.code, *cs.ancestors(root.code)]) if op == "generalizes" else None
+        # in a tree the matches of is-a / descendent-of are a range of positions
+        self._span = self.span()
+        self._position = getattr(cs, "position", None)
 
     def matches(self, concept: Concept) -> bool:
         """Whether the concept stands in the filter's relation to the root."""
         root, op = self._root.code, self._op
         if self._up is not None:
             return concept.code in self._up
+        if self._span is not None and self._position is not None:
+            pos = self._position(concept.code)
+            return pos is not None and self._span[0] <= pos < self._span[1]
         if op == "child-of":
             return root in concept.parents
         if op == "is-a" and concept.code == root:
