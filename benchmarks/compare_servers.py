@@ -29,6 +29,7 @@ from load import (
     machine,
     memory_mib,
     process_tree,
+    report,
     run_wrk,
     start_server,
     stop_server,
@@ -172,10 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve, args.port)
         return 0
     started = time.monotonic()
-    result = compare(args)
-    print(f"\nmachine: {result['machine']}; total {time.monotonic() - started:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(compare(args), started, args.json)
     return 0
 
 

@@ -337,11 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     started = time.monotonic()
-    result = run(args)
-    print(f"\nmachine: {result['machine']}; total {time.monotonic() - started:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(run(args), started, args.json)
     return 0
+
+
+def report(result: dict[str, Any], started: float, json_path: Path | None) -> None:
+    """Print the machine and the run's length; write the figures as JSON when asked."""
+    print(f"\nmachine: {result['machine']}; total {time.monotonic() - started:.0f} s")
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from ..conftest import CPT_URL, REPO, free_port, param_value
+from ..conftest import CPT_URL, REPO, free_port, param_value, wait_ready
 
 TEMPLATE = REPO / "deploy" / "nginx.conf.template"
 THREADS = 4
@@ -39,20 +39,6 @@ def find_nginx() -> str | None:
     if found:
         return found
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    """Poll `url` until it answers 200; fail with the process log if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
