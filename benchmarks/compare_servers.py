@@ -52,8 +52,9 @@ def serve(kind: str, port: int) -> None:
     """Serve create_app() (default settings, bundled content) with `kind` on `port`."""
     import logging
 
-    from terminology.app import create_app
-    from terminology.server import load_content, serve_production
+    from terminology.content import load_content
+    from terminology.http.app import create_app
+    from terminology.http.server import serve_production
     from terminology.settings import Settings
 
     settings = Settings.from_env()

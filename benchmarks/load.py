@@ -194,7 +194,7 @@ def run_wrk(url: str, seconds: float, connections: int, threads: int,
 
 def registered_targets() -> list[Target]:
     """The targets whose operation handler is registered; prints a note for each one skipped."""
-    import terminology.app  # noqa: F401  (imports the package in the server's order)
+    import terminology.http.app  # noqa: F401  (imports the package in the server's order)
     from terminology.operations import HANDLERS
 
     kept = []

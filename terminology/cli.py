@@ -35,7 +35,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _load(settings: Settings) -> Any:
-    from terminology.server import load_content
+    from terminology.content import load_content
 
     try:
         return load_content(settings)
@@ -46,8 +46,8 @@ def _load(settings: Settings) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the content, then serve it (gunicorn by default, Flask's server with --dev)."""
-    from terminology.app import create_app
-    from terminology.server import serve_production
+    from terminology.http.app import create_app
+    from terminology.http.server import serve_production
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
@@ -80,7 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_import_cpt(args: argparse.Namespace) -> int:
     """Import an AMA CPT release folder into a SQLite database."""
-    from terminology.importers.ama import AmaImportError, import_to_db
+    from terminology.cpt.ama_import import AmaImportError, import_to_db
 
     started = time.monotonic()
     try:

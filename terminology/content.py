@@ -19,9 +19,13 @@ from typing import Any
 
 import orjson
 
+from terminology.cpt import CPT_URL
+from terminology.cpt.provider import CptProvider
 from terminology.errors import BadRequest
-from terminology.providers import make_provider
+from terminology.providers.base import CodeSystemProvider
+from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
+from terminology.settings import Settings
 
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 PUBLICATION_STATUS = frozenset({"draft", "active", "retired", "unknown"})
@@ -214,6 +218,13 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Regist
     return registry
 
 
+def make_provider(resource: dict[str, Any]) -> CodeSystemProvider:
+    """The provider for a CodeSystem resource: CPT's for CPT, the FHIR provider otherwise."""
+    if resource.get("url") == CPT_URL:
+        return CptProvider.from_codesystem(resource)
+    return FhirCodeSystemProvider(resource)
+
+
 def add_resource(registry: Registry, resource: dict[str, Any]) -> None:
     """Put one validated resource into the registry."""
     rtype = resource["resourceType"]
@@ -296,3 +307,15 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
         else:
             overlay.add_code_system(item)
     return overlay
+
+
+def load_content(settings: Settings) -> Registry:
+    """The registry of the content folders plus any CPT databases."""
+    registry = load_registry(settings.content_dirs, settings.validation_cache())
+    for path in settings.cpt_databases:
+        # A named but missing database stops the start: a mistyped path (or a volume the
+        # operator forgot to mount) must never be served silently as the bundled fragment.
+        if not path.is_file():
+            raise ContentError(str(path), "(file)", "CPT database does not exist")
+        registry.add_code_system(CptProvider.from_database(path))
+    return registry

@@ -15,8 +15,8 @@ import orjson
 import pytest
 import requests
 
-from terminology.app import create_app
 from terminology.content import load_registry
+from terminology.http.app import create_app
 from terminology.registry import Registry
 from terminology.settings import BUNDLED_CONTENT, Settings
 

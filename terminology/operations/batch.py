@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from terminology.errors import BadRequest, FhirError
+from terminology.operations.context import OperationContext
 from terminology.operations.validate import validate_value_set
 from terminology.params import ParamBag, bag_from_parameters, validate_code_request
 from terminology.registry import Registry
@@ -55,6 +56,6 @@ def batch_validate(registry: Registry, bag: ParamBag, accept_language: str | Non
     return {"resourceType": "Parameters", "parameter": out}
 
 
-def handle_batch_validate(ctx: Any) -> dict[str, Any]:
+def handle_batch_validate(ctx: OperationContext) -> dict[str, Any]:
     """ValueSet/$batch-validate-code handler."""
     return batch_validate(ctx.registry, ctx.bag, ctx.accept_language)

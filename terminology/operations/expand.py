@@ -1,6 +1,6 @@
 """ValueSet/$expand: a ValueSet dict with an expansion, built from the compose engine.
 
-The compose engine (terminology.compose) decides membership and order; this module applies
+The compose engine (terminology.valuesets.compose) decides membership and order; this module applies
 the request's presentation parameters (text filter, paging, nesting, displays in the asked
 language, designations, properties) and renders the R4 expansion as a plain dict.
 """
@@ -12,9 +12,17 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from terminology.compose import (
+from terminology.cpt import CPT_URL
+from terminology.errors import BadRequest
+from terminology.operations.context import OperationContext
+from terminology.params import ExpandRequest, expand_request
+from terminology.providers.base import Concept, Designation
+from terminology.providers.filters import Deadline
+from terminology.registry import Registry, split_canonical
+from terminology.settings import Settings
+from terminology.valuesets.compose import (
     STANDARDS_STATUS_EXT,
     ComposeOptions,
     Expansion,
@@ -26,24 +34,14 @@ from terminology.compose import (
     too_costly,
     value_set_parameters,
 )
-from terminology.errors import BadRequest
-from terminology.filters import Deadline
-from terminology.languages import language_matches, parse_languages
-from terminology.params import ExpandRequest, expand_request
-from terminology.providers import CPT_URL
-from terminology.providers.base import Concept, Designation
-from terminology.registry import Registry, split_canonical
-from terminology.settings import Settings
-from terminology.supplements import (
+from terminology.valuesets.languages import language_matches, parse_languages
+from terminology.valuesets.supplements import (
     canonical,
     missing_supplement_error,
     named_supplements,
     require_supplements,
     supplement_concepts,
 )
-
-if TYPE_CHECKING:
-    from terminology.operations import OperationContext
 
 EXP_PROPERTY_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property"
 CONTAINS_PROPERTY_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property"

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from terminology.errors import NotFound
-from terminology.languages import pick_display
-from terminology.params import LookupRequest
+from terminology.operations.context import OperationContext
+from terminology.params import LookupRequest, lookup_request
 from terminology.providers.base import CodeSystemProvider, Concept, Prop
 from terminology.registry import Registry
-from terminology.supplements import (
+from terminology.valuesets.languages import pick_display
+from terminology.valuesets.supplements import (
     canonical,
     require_supplements,
     supplement_concepts,
@@ -144,3 +145,14 @@ def lookup(registry: Registry, request: LookupRequest) -> dict[str, Any]:
     params.extend(_properties(provider, concept, request.properties))
     params.extend({"name": "used-supplement", "valueCanonical": canonical(s)} for s in supplements)
     return {"resourceType": "Parameters", "parameter": params}
+
+
+def handle_lookup(ctx: OperationContext) -> dict[str, Any]:
+    """CodeSystem/$lookup (type and instance level)."""
+    url = ctx.instance.get("url") if ctx.instance else None
+    request = lookup_request(ctx.bag, url)
+    if request.display_language is None:
+        request.display_language = ctx.accept_language
+    if ctx.instance is not None and request.version is None:
+        request.version = ctx.instance.get("version")
+    return lookup(ctx.registry, request)

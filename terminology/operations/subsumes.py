@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from terminology.errors import BadRequest, NotFound
+from terminology.operations.context import OperationContext
 from terminology.operations.lookup import resolve_code_system
 from terminology.params import ParamBag
 from terminology.providers.base import CodeSystemProvider
@@ -82,7 +83,7 @@ def subsumes(registry: Registry, request: SubsumesRequest) -> dict[str, Any]:
             "parameter": [{"name": "outcome", "valueCode": outcome(provider, found[0], found[1])}]}
 
 
-def handle_subsumes(ctx: Any) -> dict[str, Any]:
+def handle_subsumes(ctx: OperationContext) -> dict[str, Any]:
     """CodeSystem/$subsumes handler (type and instance level)."""
     url = ctx.instance.get("url") if ctx.instance else None
     request = subsumes_request(ctx.bag, url)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from terminology.errors import BadRequest, NotFound
+from terminology.operations.context import OperationContext
 from terminology.params import ParamBag
 from terminology.registry import Registry, split_canonical
 
@@ -145,7 +146,7 @@ def translate(registry: Registry, request: TranslateRequest) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": out}
 
 
-def handle_translate(ctx: Any) -> dict[str, Any]:
+def handle_translate(ctx: OperationContext) -> dict[str, Any]:
     """ConceptMap/$translate handler (type and instance level)."""
     request = translate_request(ctx.bag)
     if ctx.instance is not None and request.concept_map is None and not request.url:

@@ -1,27 +1,8 @@
-"""Code system providers: one class per kind of code system, chosen by make_provider.
+"""Code system providers: the CodeSystemProvider protocol and the FHIR CodeSystem provider.
 
-The concrete providers are imported where they are chosen, so that importing the protocol
-(`terminology.providers.base`) never pulls in a provider and its dependencies (the generic
-filters in terminology.filters use the protocol, and the FHIR provider uses those filters).
+base.py is the boundary every operation talks to (locate a code, iterate, filter, search),
+fhir.py serves CodeSystem resources, filters.py holds the compose filters every provider can
+reuse (with the regex guard), text_index.py the word-prefix index behind `filter=` text
+search. CPT's provider lives with the rest of CPT in terminology.cpt; which provider serves a
+resource is chosen where content is loaded (terminology.content.make_provider).
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from terminology.cpt_data import CPT_URL
-from terminology.providers.base import CodeSystemProvider
-
-
-def make_provider(resource: dict[str, Any]) -> CodeSystemProvider:
-    """The provider for a CodeSystem resource (CPT gets the CPT provider)."""
-    if resource.get("url") == CPT_URL:
-        from terminology.providers.cpt import CptProvider
-
-        return CptProvider.from_codesystem(resource)
-    from terminology.providers.fhir import FhirCodeSystemProvider
-
-    return FhirCodeSystemProvider(resource)
-
-
-__all__ = ["CPT_URL", "CodeSystemProvider", "make_provider"]

@@ -6,9 +6,9 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from terminology.filters import generic_filter
 from terminology.providers.base import Concept, ConceptFilter, Designation, Prop
-from terminology.text_index import TextIndex
+from terminology.providers.filters import generic_filter
+from terminology.providers.text_index import TextIndex
 
 NOT_SELECTABLE_URI = "http://hl7.org/fhir/concept-properties#notSelectable"
 STATUS_URI = "http://hl7.org/fhir/concept-properties#status"

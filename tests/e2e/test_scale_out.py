@@ -245,8 +245,8 @@ def test_replica_stopped_mid_load_costs_the_client_no_request(
 SLOW_APP = """
 import sys, time
 from pathlib import Path
-from terminology.app import create_app
-from terminology.server import serve_production
+from terminology.http.app import create_app
+from terminology.http.server import serve_production
 from terminology.settings import Settings
 
 port, marker, cache = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])

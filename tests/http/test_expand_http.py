@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from terminology.app import create_app
+from terminology.http.app import create_app
 from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
 from terminology.settings import Settings

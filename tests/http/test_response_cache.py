@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from terminology import operations
-from terminology.app import create_app
+from terminology.http.app import create_app
+from terminology.http.response_cache import ResponseCache, cache_key
 from terminology.registry import Registry
-from terminology.response_cache import ResponseCache, cache_key
 from terminology.settings import BUNDLED_CONTENT, Settings
 
 from ..conftest import CPT_URL, DATA, assert_outcome, param_value

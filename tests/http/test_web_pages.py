@@ -89,7 +89,7 @@ def test_search_that_matches_nothing_says_so(client: Any) -> None:
 
 def test_a_code_system_that_cannot_be_searched_does_not_hide_the_others(client: Any, monkeypatch: Any) -> None:
     from terminology.errors import TooCostly
-    from terminology.web import search
+    from terminology.http.web import search
 
     real_run = search.run
 

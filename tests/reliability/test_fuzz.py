@@ -14,8 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from terminology.app import create_app
 from terminology.content import load_registry
+from terminology.http.app import create_app
 from terminology.settings import BUNDLED_CONTENT, Settings
 
 from ..conftest import DATA

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import regex
 
-from terminology.app import create_app
 from terminology.errors import TooCostly
-from terminology.filters import regex_full_match, request_deadline
+from terminology.http.app import create_app
+from terminology.providers.filters import regex_full_match, request_deadline
 from terminology.registry import Registry
 from terminology.settings import BUNDLED_CONTENT, Settings
 

@@ -11,14 +11,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terminology.compose import ExpansionEntry
-from terminology.filters import generic_filter
 from terminology.operations.expand import expand, text_matcher
 from terminology.params import ExpandRequest
 from terminology.providers.fhir import FhirCodeSystemProvider
+from terminology.providers.filters import generic_filter
+from terminology.providers.text_index import TextIndex
 from terminology.registry import Registry
 from terminology.settings import Settings
-from terminology.text_index import TextIndex
+from terminology.valuesets.compose import ExpansionEntry
 
 CS = "http://example.test/big"
 WORDS = ["Cardiac", "cardio", "lumbar", "LUM", "spine", "spinal", "Ünter", "x_ray", "ct-scan",

@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
-from terminology.compose import (
+from terminology.errors import FhirError, NotFound, TooCostly, Unprocessable
+from terminology.params import ExpandRequest, ValidateCodeRequest
+from terminology.providers.fhir import FhirCodeSystemProvider
+from terminology.registry import Registry
+from terminology.valuesets.compose import (
     ComposeOptions,
     check_membership,
     expand_compose,
@@ -14,10 +18,6 @@ from terminology.compose import (
     resolve_value_set,
     value_set_parameters,
 )
-from terminology.errors import FhirError, NotFound, TooCostly, Unprocessable
-from terminology.params import ExpandRequest, ValidateCodeRequest
-from terminology.providers.fhir import FhirCodeSystemProvider
-from terminology.registry import Registry
 
 CS = "http://example.test/cs"
 

@@ -1,4 +1,4 @@
-"""The CPT release model and its tx.fhir.org SQLite format (terminology.cpt_data)."""
+"""The CPT release model and its tx.fhir.org SQLite format (terminology.cpt.release)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from terminology.cpt_data import (
+from terminology.cpt.release import (
     CPT_URL,
     CptConcept,
     CptDataError,

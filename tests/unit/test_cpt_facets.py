@@ -1,4 +1,4 @@
-"""Imaging facets derived from CPT radiology descriptors (terminology.cpt_facets)."""
+"""Imaging facets derived from CPT radiology descriptors (terminology.cpt.facets)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from terminology.cpt_facets import derive_facets
+from terminology.cpt.facets import derive_facets
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_FRAGMENT = REPO / "codesystems" / "cpt-2026-imaging.json"

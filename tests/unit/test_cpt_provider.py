@@ -9,15 +9,15 @@ from typing import Any
 import orjson
 import pytest
 
-from terminology.compose import ComposeOptions, check_membership, expand_compose
-from terminology.cpt_data import CPT_URL, CptConcept, CptRelease
+from terminology.content import make_provider
+from terminology.cpt.provider import LOOKUP_COPYRIGHT, CptProvider, database_resource
+from terminology.cpt.release import CPT_URL, CptConcept, CptRelease
 from terminology.errors import BadRequest
 from terminology.operations.lookup import lookup
 from terminology.params import LookupRequest
-from terminology.providers import make_provider
 from terminology.providers.base import Concept, Prop
-from terminology.providers.cpt import LOOKUP_COPYRIGHT, CptProvider, database_resource
 from terminology.registry import Registry
+from terminology.valuesets.compose import ComposeOptions, check_membership, expand_compose
 
 REPO = Path(__file__).resolve().parents[2]
 FRAGMENT_DB = REPO.parent / "shared" / "cpt" / "cpt-fragment.db"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from terminology.cpt_data import CptConcept
-from terminology.providers import cpt_rules
+from terminology.cpt import rules as cpt_rules
+from terminology.cpt.release import CptConcept
 
 
 def code(c: str, *kinds: str, telemedicine: bool = False) -> CptConcept:

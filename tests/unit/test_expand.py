@@ -157,7 +157,7 @@ def test_expand_request_echoes_parameters_and_rejects_bad_count() -> None:
 
 
 def test_cpt_expansions_have_their_own_cap() -> None:
-    from terminology.providers import CPT_URL
+    from terminology.cpt import CPT_URL
 
     reg = Registry()
     reg.add_code_system(FhirCodeSystemProvider({

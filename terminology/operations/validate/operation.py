@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.compose import ComposeOptions, request_options
 from terminology.content import request_resource
 from terminology.errors import BadRequest, Issue
-from terminology.operations.validate_checker import (
+from terminology.operations.context import OperationContext
+from terminology.operations.validate.checker import (
     Checker,
     CodingState,
     RequestState,
@@ -27,13 +27,14 @@ from terminology.operations.validate_checker import (
     resolve_target_value_set,
     unknown_code_message,
 )
-from terminology.operations.validate_displays import DisplayList
-from terminology.operations.validate_messages import message, version_list
-from terminology.operations.validate_outcome import PrepareError, add_to_path
-from terminology.params import ValidateCodeRequest
+from terminology.operations.validate.displays import DisplayList
+from terminology.operations.validate.messages import message, version_list
+from terminology.operations.validate.outcome import PrepareError, add_to_path
+from terminology.params import ValidateCodeRequest, validate_code_request
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry
-from terminology.supplements import canonical, supplements_for
+from terminology.valuesets.compose import ComposeOptions, request_options
+from terminology.valuesets.supplements import canonical, supplements_for
 
 ISSUE_PATHS = {"code": "", "coding": "Coding", "codeableConcept": "CodeableConcept"}
 
@@ -527,28 +528,24 @@ def validate_code_system(registry: Registry, request: ValidateCodeRequest,
     return check_coded(checker, ISSUE_PATHS[request.mode], request.coded, request.mode).parameters()
 
 
-# -- HTTP handlers (registered in operations/__init__.py) -----------------------------------
+# -- HTTP handlers (registered in terminology/operations/__init__.py) -----------------------------------
 
 
-def handle_cs_validate(ctx: Any) -> dict[str, Any]:
+def handle_cs_validate(ctx: OperationContext) -> dict[str, Any]:
     """CodeSystem/$validate-code (type and instance level)."""
-    from terminology.params import validate_code_request
-
     request = validate_code_request(ctx.bag, for_code_system=True)
     return validate_code_system(ctx.registry, request, _instance(ctx, "CodeSystem"),
                                 ctx.accept_language)
 
 
-def handle_vs_validate(ctx: Any) -> dict[str, Any]:
+def handle_vs_validate(ctx: OperationContext) -> dict[str, Any]:
     """ValueSet/$validate-code (type and instance level)."""
-    from terminology.params import validate_code_request
-
     request = validate_code_request(ctx.bag, for_code_system=False)
     return validate_value_set(ctx.registry, request, _instance(ctx, "ValueSet"),
                               ctx.accept_language)
 
 
-def _instance(ctx: Any, rtype: str) -> dict[str, Any] | None:
+def _instance(ctx: OperationContext, rtype: str) -> dict[str, Any] | None:
     """The instance resource for /{type}/{id}/$validate-code (a ValueSet in full)."""
     if ctx.instance is None:
         return None

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.errors import FhirError
+from terminology.http.web.calls import FhirCall, operation, run
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry
-from terminology.web.calls import FhirCall, operation, run
 
 PAGE = 50  # matches shown per code system; the total says how many more there are
 

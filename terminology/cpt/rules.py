@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from terminology.cpt_data import CptConcept
+from terminology.cpt.release import CptConcept
 
 SEPARATOR = ":"
 WRONG_SEPARATORS = ("-", ".")

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from terminology.errors import FhirError, Issue, NotFound, TooCostly, Unprocessable
-from terminology.expansion_stream import ConceptRun, EntryRun, Members, Run
-from terminology.filters import Deadline, current_deadline
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter, Designation
+from terminology.providers.filters import Deadline, current_deadline
 from terminology.registry import Registry, split_canonical, version_key, version_matches
+from terminology.valuesets.stream import ConceptRun, EntryRun, Members, Run
 
 # R5 filter operators carried in R4 by this extension on `_op` (child-of, descendent-leaf).
 FILTER_OP_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.compose.include.filter.op"

@@ -2,7 +2,7 @@
 
 One provider serves both CPT sources: the bundled imaging fragment (a FHIR CodeSystem,
 content `fragment`) and the operator's licensed CPT database in tx.fhir.org's SQLite format
-(content `complete`). Both become a `CptRelease` (terminology.cpt_data) and then the same
+(content `complete`). Both become a `CptRelease` (terminology.cpt.release) and then the same
 precomputed Concept objects and filter indexes, so an operation never knows which it has.
 
 Lookup shape of an expression (`locate("72126:26")`), as tx.fhir.org/FHIRsmith give it:
@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from terminology.cpt_data import (
+from terminology.cpt import rules as cpt_rules
+from terminology.cpt.release import (
     CPT_URL,
     CptConcept,
     CptRelease,
@@ -31,9 +32,8 @@ from terminology.cpt_data import (
     release_from_codesystem,
 )
 from terminology.errors import BadRequest
-from terminology.filters import unsupported_filter
-from terminology.providers import cpt_rules
 from terminology.providers.base import Concept, Designation, Prop
+from terminology.providers.filters import unsupported_filter
 
 AMA_COPYRIGHT = ("CPT © Copyright American Medical Association. All rights reserved. AMA and CPT "
                  "are registered trademarks of the American Medical Association.")

@@ -1,6 +1,6 @@
 """The browser's routes: search, concept, value set and code system pages.
 
-Views parse the query string, call operations through terminology.web.calls and render a
+Views parse the query string, call operations through terminology.http.web.calls and render a
 template; they hold no terminology logic. Errors on these pages are HTML pages (the FHIR
 API's errors stay OperationOutcomes).
 """
@@ -15,13 +15,13 @@ from flask import Blueprint, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from terminology.errors import BadRequest, FhirError, NotFound
+from terminology.http.web import concept as concepts
+from terminology.http.web import search as searching
+from terminology.http.web import valueset as valuesets
+from terminology.http.web.calls import FhirCall, registry, run
 from terminology.operations.lookup import resolve_code_system
-from terminology.web import concept as concepts
-from terminology.web import search as searching
-from terminology.web import valueset as valuesets
-from terminology.web.calls import FhirCall, registry, run
 
-log = logging.getLogger("terminology.web")
+log = logging.getLogger("terminology.http.web")
 
 web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/assets")

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from terminology.providers.base import CodeSystemProvider, Concept
 
 if TYPE_CHECKING:
-    from terminology.compose import ExpansionEntry
-    from terminology.text_index import TextIndex
+    from terminology.providers.text_index import TextIndex
+    from terminology.valuesets.compose import ExpansionEntry
 
 # builds the entry for (provider, concept, nestable, compose concept, filtered)
 EntryMaker = Callable[[CodeSystemProvider, Concept, bool, "dict[str, Any] | None", bool], "ExpansionEntry"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from terminology.compose import expand_compose
 from terminology.errors import FhirError
-from terminology.operations.validate_messages import message
+from terminology.operations.validate.messages import message
+from terminology.valuesets.compose import expand_compose
 
 if TYPE_CHECKING:
-    from terminology.operations.validate_checker import Checker, RequestState
+    from terminology.operations.validate.checker import Checker, RequestState
 
 
 def _needs_expansion(compose: dict[str, Any]) -> bool:

@@ -1,4 +1,4 @@
-"""Loading everything the settings name, and running the production WSGI server."""
+"""Running the production WSGI server (granian by default, or gunicorn) over the Flask app."""
 
 from __future__ import annotations
 
@@ -6,24 +6,7 @@ import gc
 import os
 from typing import Any
 
-from terminology.content import ContentError, load_registry
-from terminology.registry import Registry
 from terminology.settings import Settings
-
-
-def load_content(settings: Settings) -> Registry:
-    """The registry of the content folders plus any CPT databases."""
-    registry = load_registry(settings.content_dirs, settings.validation_cache())
-    for path in settings.cpt_databases:
-        # A named but missing database stops the start: a mistyped path (or a volume the
-        # operator forgot to mount) must never be served silently as the bundled fragment.
-        if not path.is_file():
-            raise ContentError(str(path), "(file)", "CPT database does not exist")
-        from terminology.providers.cpt import CptProvider
-
-        registry.add_code_system(CptProvider.from_database(path))
-    return registry
-
 
 SERVERS = ("granian", "gunicorn")  # settings.server; granian measured fastest (benchmarks/)
 
@@ -84,7 +67,7 @@ def serve_granian(app: Any, settings: Settings) -> None:
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
     wrapped = wrap_wsgi_with_proxy_headers(app, trusted)
     server = Server(
-        "terminology.app:create_app",  # only named in logs: the loader below returns `app`
+        "terminology.http.app:create_app",  # only named in logs: the loader below returns `app`
         address=settings.host,
         port=settings.port,
         interface=Interfaces.WSGI,

@@ -33,17 +33,17 @@ from terminology.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
-from terminology.filters import request_deadline
-from terminology.openapi import openapi_spec
+from terminology.http.openapi import openapi_spec
+from terminology.http.response_cache import ResponseCache
+from terminology.http.response_cache import install as install_response_cache
+from terminology.http.web import web as web_pages
 from terminology.operations import HANDLERS, OperationContext
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
 from terminology.operations.search import read, search
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
+from terminology.providers.filters import request_deadline
 from terminology.registry import Registry
-from terminology.response_cache import ResponseCache
-from terminology.response_cache import install as install_response_cache
 from terminology.settings import Settings
-from terminology.web import web as web_pages
 
 log = logging.getLogger("terminology")
 access_log = logging.getLogger("terminology.access")

@@ -1,7 +1,7 @@
 """The in-memory CPT release model and the tx.fhir.org SQLite format it is stored in.
 
 A `CptRelease` is what every CPT source becomes: the AMA distribution files (see
-`terminology.importers.ama`), a tx.fhir.org-format database, or a FHIR CodeSystem resource.
+`terminology.cpt.ama_import`), a tx.fhir.org-format database, or a FHIR CodeSystem resource.
 The database schema is the one tx.fhir.org loads its licensed CPT from:
 
     Information  (name PK, value)                  ('version', V)
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CPT_URL = "http://www.ama-assn.org/go/cpt"
+from terminology.cpt import CPT_URL
 
 DB_FILE_MODE = 0o644  # a new database is readable by the server's user, whoever that is
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.compose import filter_op
+from terminology.http.web.calls import FhirCall, operation
 from terminology.registry import Registry
-from terminology.web.calls import FhirCall, operation
+from terminology.valuesets.compose import filter_op
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500

@@ -66,7 +66,7 @@ Kinds of codes, by the fifth character
     M       code    (Category I multianalyte assay with algorithmic analysis, e.g. 0002M)
 
 Orthopox: the codes in ORTHOPOX_CODES that are in the release get `orthopox` = 'true'.
-Imaging facets: `derive_facets` (terminology.cpt_facets) on the long descriptor of
+Imaging facets: `derive_facets` (terminology.cpt.facets) on the long descriptor of
 radiology codes 70010-79999 adds `modality`, `body-region`, `contrast`.
 """
 
@@ -78,8 +78,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from terminology.cpt_data import CptConcept, CptRelease, write_cpt_db
-from terminology.cpt_facets import derive_facets
+from terminology.cpt.facets import derive_facets
+from terminology.cpt.release import CptConcept, CptRelease, write_cpt_db
 
 LONG = "LONGULT.txt"
 UPPER = "LONGUT.txt"
@@ -425,7 +425,7 @@ def _mark_orthopox(release: CptRelease) -> None:
 
 
 def _add_facets(release: CptRelease) -> None:
-    """The project's imaging facets on radiology codes (terminology.cpt_facets)."""
+    """The project's imaging facets on radiology codes (terminology.cpt.facets)."""
     for concept in release.concepts.values():
         for name, value in derive_facets(concept.code, concept.display).items():
             concept.properties[name] = [value]
@@ -449,7 +449,7 @@ def _read_modifiers(src: _Source, release: CptRelease) -> None:
     parser.close()
     if not parser.modifiers:
         raise AmaImportError(src.name, None, "no modifiers found (see the layout in "
-                             "terminology/importers/ama.py)")
+                             "terminology/cpt/ama_import.py)")
     for modifier in parser.modifiers.values():
         release.concepts[modifier.code] = _modifier_concept(modifier)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.compose import ComposeOptions, check_membership
 from terminology.errors import FhirError
+from terminology.http.web.calls import FhirCall, has_operation, operation, parameter, run
 from terminology.providers.base import CodeSystemProvider, Concept
 from terminology.registry import Registry
-from terminology.web.calls import FhirCall, has_operation, operation, parameter, run
+from terminology.valuesets.compose import ComposeOptions, check_membership
 
 # Project-defined imaging facets (see the CPT CodeSystem's property descriptions).
 IMAGING_FACETS = ("modality", "body-region", "contrast")

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, request
 
-# The operation routes of terminology.app; reads, searches and metadata embed the base url.
+# The operation routes of terminology.http.app; reads, searches and metadata embed the base url.
 CACHED_ENDPOINTS = frozenset({"type_operation", "instance_operation"})
 # Every header the request path reads besides the query string: Accept (406 or not),
 # Accept-Language (displays) and X-Too-Costly-Threshold ($expand's limit).

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.languages import parse_languages
 from terminology.providers.base import CodeSystemProvider, Concept
+from terminology.valuesets.languages import parse_languages
 
 DISPLAY_USES = (
     ("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "preferredForLanguage"),

@@ -4,6 +4,6 @@ The pages call the operations through the same HANDLERS table the FHIR API route
 every page links the FHIR request that produced its data, so a tester can repeat it with curl.
 """
 
-from terminology.web.views import web
+from terminology.http.web.views import web
 
 __all__ = ["web"]

@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from terminology.compose import (
+from terminology.errors import FhirError, Issue, NotFound, Unprocessable
+from terminology.operations.validate.displays import DisplayList, working_languages
+from terminology.operations.validate.messages import message, version_list
+from terminology.operations.validate.outcome import Outcome, PrepareError, add_to_path
+from terminology.params import ValidateCodeRequest
+from terminology.providers.base import CodeSystemProvider, Concept
+from terminology.registry import Registry, split_canonical, version_key, version_matches
+from terminology.valuesets.compose import (
     STANDARDS_STATUS_EXT,
     ComposeOptions,
     compile_filters,
@@ -21,14 +28,11 @@ from terminology.compose import (
     vs_canonical,
     walk_contains,
 )
-from terminology.errors import FhirError, Issue, NotFound, Unprocessable
-from terminology.operations.validate_displays import DisplayList, working_languages
-from terminology.operations.validate_messages import message, version_list
-from terminology.operations.validate_outcome import Outcome, PrepareError, add_to_path
-from terminology.params import ValidateCodeRequest
-from terminology.providers.base import CodeSystemProvider, Concept
-from terminology.registry import Registry, split_canonical, version_key, version_matches
-from terminology.supplements import named_supplements, require_supplements, supplements_for
+from terminology.valuesets.supplements import (
+    named_supplements,
+    require_supplements,
+    supplements_for,
+)
 
 INCLUDE_KINDS = ("complete", "fragment")
 VS_DEPRECATED_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-deprecated"
@@ -279,7 +283,7 @@ class Checker:
     def check(self, path: str, system: str | None, version: str | None, code: str,
               cs_state: CodingState, rs: RequestState) -> bool | None:
         """Whether system|code is in the value set: True, False, or None (system unknown)."""
-        from terminology.operations.validate_infer import determine_system
+        from terminology.operations.validate.infer import determine_system
 
         if not system and not self.settings.infer_system:
             text = message("Coding_has_no_system__cannot_validate")

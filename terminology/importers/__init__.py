@@ -1,1 +1,0 @@
-"""Importers: licensed distribution files -> the in-memory CPT release and its database."""
