@@ -28,7 +28,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
     max_regex_length: int = 500
-    server: str = "granian"  # the production WSGI server: granian or gunicorn (server.py)
+    server: str = "granian"  # the production WSGI server: granian or gunicorn (terminology/http/server.py)
     workers: int = 2
     threads: int = 4
     log_level: str = "info"
