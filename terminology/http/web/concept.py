@@ -249,9 +249,9 @@ def _target(registry: Registry, match: dict[str, Any]) -> MappedTarget | None:
     if not coding.get("code"):
         return None
     target_system = coding.get("system")
+    loaded = isinstance(target_system, str) and registry.has_code_system(target_system)
     return MappedTarget(target_system, coding["code"], coding.get("display"),
-                        str(parts.get("equivalence") or ""), parts.get("message"), products,
-                        bool(target_system) and registry.has_code_system(target_system))
+                        str(parts.get("equivalence") or ""), parts.get("message"), products, loaded)
 
 
 def mappings(registry: Registry, system: str, code: str) -> list[Mapping]:
