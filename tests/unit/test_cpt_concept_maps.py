@@ -17,6 +17,7 @@ from terminology.cpt.concept_maps import (
     dicom_modality_map,
     family_stem,
 )
+from terminology.cpt.provider import CptProvider, database_resource
 from terminology.cpt.release import CptRelease
 from terminology.cpt.synthetic import write_synthetic_release
 
@@ -107,3 +108,16 @@ def test_derived_maps_are_valid_r4_concept_maps_without_licensed_descriptors(
         ConceptMap.model_validate(cm)
         assert cm["version"] == "2026"
         assert all("display" not in e for g in cm["group"] for e in g["element"])
+
+
+@pytest.mark.parametrize(("expression", "rule"), [
+    ("72126:59:XU", "59 cannot be used together with XU"),
+    ("72126:26:TC", "26 and TC cannot be used together"),
+    ("73721:LT:RT", "LT and RT cannot be used together"),
+])
+def test_pair_rules_on_a_release_that_lists_x_epsu_and_tc(synthetic: CptRelease, expression: str,
+                                                           rule: str) -> None:
+    provider = CptProvider(synthetic, database_resource(synthetic))
+    assert provider.locate(expression) is None
+    assert rule in (provider.explain_unknown(expression) or "")
+    assert provider.locate("73721:RT") is not None and provider.locate("72126:TC") is not None
