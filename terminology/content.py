@@ -21,6 +21,7 @@ import orjson
 
 from terminology.cpt import CPT_URL
 from terminology.cpt.provider import CptProvider
+from terminology.cpt.rules import CPT_RULES, RULE_SETS
 from terminology.errors import BadRequest
 from terminology.providers.base import CodeSystemProvider
 from terminology.providers.fhir import FhirCodeSystemProvider
@@ -192,8 +193,19 @@ def content_files(dirs: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Registry:
-    """Validate every resource in `dirs`, then build the registry; nothing is half-loaded."""
+def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
+                  cpt_rules: str = CPT_RULES) -> Registry:
+    """Validate every resource in `dirs`, then build the registry; nothing is half-loaded.
+
+    The CPT ConceptMaps derived from each CPT release loaded are added at the end.
+    """
+    registry = _load_files(dirs, memo_path, cpt_rules)
+    _add_derived_maps(registry)
+    return registry
+
+
+def _load_files(dirs: Iterable[Path], memo_path: Path | None, cpt_rules: str) -> Registry:
+    """The registry of the resources in `dirs` (see load_registry)."""
     memo = ValidationMemo(memo_path)
     loaded: list[LoadedResource] = []
     for f in content_files(dirs):
@@ -209,7 +221,7 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Regist
             raise ContentError(item.source, f"{r['resourceType']}.url",
                                f"{key[1]}|{key[2]} is also defined in {seen[key]}")
         seen[key] = item.source
-        add_resource(registry, r)
+        add_resource(registry, r, cpt_rules)
     memo.save()
     for provider in registry.providers():
         prepare = getattr(provider, "prepare_indexes", None)
@@ -218,21 +230,22 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Regist
     return registry
 
 
-def make_provider(resource: dict[str, Any]) -> CodeSystemProvider:
-    """The provider for a CodeSystem resource: CPT's for CPT, the FHIR provider otherwise."""
+def make_provider(resource: dict[str, Any], cpt_rules: str = CPT_RULES) -> CodeSystemProvider:
+    """The provider for a CodeSystem resource: CPT's for CPT (checking expressions with the
+    rule set `cpt_rules`), the FHIR provider otherwise."""
     if resource.get("url") == CPT_URL:
-        return CptProvider.from_codesystem(resource)
+        return CptProvider.from_codesystem(resource, cpt_rules)
     return FhirCodeSystemProvider(resource)
 
 
-def add_resource(registry: Registry, resource: dict[str, Any]) -> None:
+def add_resource(registry: Registry, resource: dict[str, Any], cpt_rules: str = CPT_RULES) -> None:
     """Put one validated resource into the registry."""
     rtype = resource["resourceType"]
     if rtype == "CodeSystem":
         if resource.get("content") == "supplement":
             registry.add_supplement(resource)
         else:
-            registry.add_code_system(make_provider(resource))
+            registry.add_code_system(make_provider(resource, cpt_rules))
     elif rtype == "ValueSet":
         registry.add_value_set(resource)
     elif rtype == "ConceptMap":
@@ -310,12 +323,27 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
 
 
 def load_content(settings: Settings) -> Registry:
-    """The registry of the content folders plus any CPT databases."""
-    registry = load_registry(settings.content_dirs, settings.validation_cache())
+    """The registry of the content folders plus any CPT databases, CPT expressions checked
+    with the rule set `settings.cpt_rules`, and the ConceptMaps derived from CPT."""
+    if settings.cpt_rules not in RULE_SETS:
+        raise ContentError("settings", "cpt_rules (TX_CPT_RULES)",
+                           f"{settings.cpt_rules!r} is not one of {', '.join(RULE_SETS)}")
+    registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.cpt_rules)
     for path in settings.cpt_databases:
         # A named but missing database stops the start: a mistyped path (or a volume the
         # operator forgot to mount) must never be served silently as the bundled fragment.
         if not path.is_file():
             raise ContentError(str(path), "(file)", "CPT database does not exist")
-        registry.add_code_system(CptProvider.from_database(path))
+        registry.add_code_system(CptProvider.from_database(path, settings.cpt_rules))
+    _add_derived_maps(registry)
     return registry
+
+
+def _add_derived_maps(registry: Registry) -> None:
+    """Register the ConceptMaps derived from each CPT release served (contrast alternatives,
+    DICOM modality): ordinary ConceptMaps for read, search and $translate. A database of the
+    bundled fragment's version replaces the fragment, so only the release served is used."""
+    for provider in registry.providers():
+        if isinstance(provider, CptProvider):
+            for concept_map in provider.derived_concept_maps():
+                registry.add_concept_map(concept_map)

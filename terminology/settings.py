@@ -25,6 +25,9 @@ class Settings:
     # Limits, enforced in one place each.
     max_expansion_size: int = 10_000  # unpaged expansions larger than this are too-costly
     max_cpt_expansion: int = 1_000  # tx.fhir.org caps CPT at 1000; the operator decides
+    # Which rules make a CPT expression (72126:26) valid: `cpt` (CPT and CMS guidance) or
+    # `tx.fhir.org` (tx.fhir.org's rules exactly); see terminology/cpt/rules.py.
+    cpt_rules: str = "cpt"
     max_body_bytes: int = 10 * 1024 * 1024
     request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
     max_regex_length: int = 500
