@@ -25,7 +25,8 @@ class Settings:
     # Limits, enforced in one place each.
     max_expansion_size: int = 10_000  # unpaged expansions larger than this are too-costly
     max_cpt_expansion: int = 1_000  # tx.fhir.org caps CPT at 1000; the operator decides
-    max_body_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 10 * 1024 * 1024  # after gzip decoding, too
+    max_json_depth: int = 64  # nested objects/arrays in a body (orjson stops at 1024 anyway)
     request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
     max_regex_length: int = 500
     server: str = "granian"  # the production WSGI server: granian or gunicorn (server.py)

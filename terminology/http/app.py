@@ -29,10 +29,10 @@ from terminology.errors import (
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
     operation_outcome,
 )
+from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.openapi import openapi_spec
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
@@ -112,24 +112,8 @@ def _check_query_encoding() -> None:
 
 
 def _read_body() -> bytes:
-    """The request body, never more than MAX_CONTENT_LENGTH bytes in memory; 413 past it.
-
-    Werkzeug refuses a too-long Content-Length up front, but on a chunked body its limited
-    stream stops silently at the limit, so a truncated body would be parsed: read one byte
-    more than the limit ourselves and refuse.
-    """
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-        return request.get_data(cache=False)
-    stream = request.environ["wsgi.input"]
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := stream.read(min(64 * 1024, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body is larger than the {limit} bytes the server accepts")
-    return b"".join(chunks)
+    """The request body, decoded, within the body size limit (body.read_body)."""
+    return read_body(request, current_app.config["MAX_CONTENT_LENGTH"])
 
 
 def _form_bag(raw: bytes) -> ParamBag:
@@ -159,10 +143,7 @@ def request_bag() -> ParamBag:
         if query.params:
             return query
         raise BadRequest("The request body is empty; send a FHIR Parameters resource")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"The request body is not valid JSON: {e}") from e
+    body = parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)
     return ParamBag(query.params + bag_from_parameters(body).params)
 
 
@@ -312,7 +293,7 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         if status == 413:
-            err: FhirError = PayloadTooLarge("The request body is larger than the server accepts")
+            err: FhirError = too_large(current_app.config["MAX_CONTENT_LENGTH"])
             return fhir_response(err.outcome(), 413)
         if status == 404:
             text = f"No route for {request.method} {request.path}"

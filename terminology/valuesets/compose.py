@@ -246,6 +246,9 @@ def compile_filters(
 # -- the evaluation context -------------------------------------------------------------------
 
 
+MAX_IMPORT_DEPTH = 64  # value sets importing value sets: as deep as a body may nest JSON
+
+
 class _Evaluation:
     """State of one evaluation: registry, options, the import stack (for cycles), caches."""
 
@@ -282,6 +285,9 @@ class _Evaluation:
                 f"Found a circularity pointing to {key} {action} ValueSet with pathway [{path}]",
                 message_id="VALUESET_CIRCULAR_REFERENCE", tx_code="vs-invalid",
             )
+        if len(self.stack) >= MAX_IMPORT_DEPTH:  # each import is a level of recursion here
+            raise TooCostly(f"The value set {key} is imported more than {MAX_IMPORT_DEPTH} value "
+                            f"sets deep, the limit this server follows", status=400)
         self.stack.append(key)
         self.containers.append(value_set)
         # a value set's own draft/experimental status is not worth a warning; its
