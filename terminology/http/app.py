@@ -235,7 +235,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         scoped = overlay_registry(registry, bag.resources("tx-resource"))
         ctx = OperationContext(scoped, bag, settings, instance,
                                request.headers.get("Accept-Language"), dict(request.headers))
-        with request_deadline(settings.request_time_limit):
+        with request_deadline(settings.request_time_limit, settings.max_regex_length):
             return fhir_response(handler(ctx))
 
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])

@@ -147,7 +147,7 @@ def resolve_supplements(registry: Registry, expansion: Expansion, request: Expan
 def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
     """The membership-affecting parameters of the request."""
     return request_options(request, exclude_not_for_ui=request.exclude_not_for_ui,
-                           deadline=Deadline(settings.request_time_limit),
+                           deadline=Deadline(settings.request_time_limit, settings.max_regex_length),
                            versions_match=request.versions_match)
 
 
