@@ -5,7 +5,6 @@ of the CPT CodeSystem leave its concepts out."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
