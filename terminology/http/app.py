@@ -25,11 +25,13 @@ from terminology.content import (
 from terminology.errors import (
     BadRequest,
     FhirError,
+    HeadersTooLarge,
     Issue,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
     UnsupportedMediaType,
+    UriTooLong,
     operation_outcome,
 )
 from terminology.http.body import parse_json, read_body, too_large
@@ -52,7 +54,7 @@ JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhi
 FORM_TYPE = "application/x-www-form-urlencoded"
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
-                    413: "too-costly", 415: "not-supported"}
+                    413: "too-costly", 414: "too-long", 415: "not-supported", 431: "too-long"}
 # CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
 CORS_PREFLIGHT = {
@@ -85,6 +87,19 @@ def _check_accept() -> None:
     raise NotAcceptable(
         f"This server writes application/fhir+json; the request accepts only '{accept}'"
     )
+
+
+def _check_sizes(environ: dict[str, Any], settings: Settings) -> None:
+    """414 for a URL longer than max_url_bytes, 431 for headers larger than max_header_bytes."""
+    url = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
+    if url > settings.max_url_bytes:
+        raise UriTooLong(f"The request URL is {url} bytes long, more than the {settings.max_url_bytes} "
+                         "this server accepts (setting max_url_bytes); send long requests as a POST "
+                         "with a Parameters body")
+    headers = sum(len(k) + len(str(v)) for k, v in environ.items() if k.startswith("HTTP_"))
+    if headers > settings.max_header_bytes:
+        raise HeadersTooLarge(f"The request headers are {headers} bytes, more than the "
+                              f"{settings.max_header_bytes} this server accepts (setting max_header_bytes)")
 
 
 def _check_query_encoding() -> None:
@@ -166,6 +181,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _start() -> Response | None:
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-Id"))
+        _check_sizes(request.environ, settings)
         if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
             return Response(status=204, headers=CORS_PREFLIGHT)
         _check_query_encoding()
@@ -177,6 +193,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         resp.headers.update(CORS_HEADERS)
+        resp.headers["X-Content-Type-Options"] = "nosniff"  # browsers never guess a type
         log_access(g.get("request_id", ""), request.method, request.path, resp.status_code,
                    g.get("started", time.perf_counter()))
         return resp
