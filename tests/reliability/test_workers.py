@@ -38,13 +38,15 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 def wait_dead(pid: int) -> float:
-    """The moment process `pid` is seen dead (a zombie, or gone)."""
+    """The moment process `pid` is wholly dead: reaped, or a zombie with no thread left (its
+    main thread turns zombie before the others have exited and closed its sockets)."""
     while True:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
         except OSError:
             return time.monotonic()
-        if state in ("Z", "X"):
+        if state in ("Z", "X") and threads <= 1:
             return time.monotonic()
         time.sleep(0.001)
 
