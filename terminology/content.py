@@ -21,6 +21,7 @@ import orjson
 
 from terminology.cpt import CPT_URL
 from terminology.cpt.provider import CptProvider
+from terminology.cpt.release import CptDataError
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
 from terminology.errors import BadRequest
 from terminology.providers.base import CodeSystemProvider
@@ -277,7 +278,10 @@ def request_resource(resource: dict[str, Any], where: str, label: str) -> Any:
     except ContentError as e:
         raise BadRequest(f"Invalid {label}: {e.path}: {e.problem}", expression=where) from e
     is_provider = resource.get("resourceType") == "CodeSystem" and resource.get("content") != "supplement"
-    item = make_provider(resource) if is_provider else resource
+    try:
+        item = make_provider(resource) if is_provider else resource
+    except CptDataError as e:  # e.g. a CPT CodeSystem without a version
+        raise BadRequest(f"Invalid {label}: {e}", expression=where) from e
     with _TX_LOCK:
         _TX_MEMO[digest] = item
         while len(_TX_MEMO) > _TX_MEMO_SIZE:

@@ -162,3 +162,23 @@ class PayloadTooLarge(FhirError):
     def __init__(self, text: str, **kw: Any) -> None:
         kw.setdefault("code", "too-costly")
         super().__init__(text, **kw)
+
+
+class UriTooLong(FhirError):
+    """414: the request line's URL is longer than the server accepts."""
+
+    status = 414
+
+    def __init__(self, text: str, **kw: Any) -> None:
+        kw.setdefault("code", "too-long")
+        super().__init__(text, **kw)
+
+
+class HeadersTooLarge(FhirError):
+    """431: the request's header fields are larger than the server accepts."""
+
+    status = 431
+
+    def __init__(self, text: str, **kw: Any) -> None:
+        kw.setdefault("code", "too-long")
+        super().__init__(text, **kw)

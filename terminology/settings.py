@@ -28,7 +28,12 @@ class Settings:
     # Which rules make a CPT expression (72126:26) valid: `cpt` (CPT and CMS guidance) or
     # `tx.fhir.org` (tx.fhir.org's rules exactly); see terminology/cpt/rules.py.
     cpt_rules: str = "cpt"
-    max_body_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 10 * 1024 * 1024  # after gzip decoding, too
+    # URL and header limits below granian's own (about 64 kB of URL, 408 kB or 100 header
+    # fields), which it answers itself with an empty 414/431: these get an OperationOutcome
+    max_url_bytes: int = 32 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_json_depth: int = 64  # nested objects/arrays in a body (orjson stops at 1024 anyway)
     request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
     max_regex_length: int = 500
     server: str = "granian"  # the production WSGI server: granian or gunicorn (terminology/http/server.py)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,28 +73,37 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real server (`terminology serve`, production WSGI server) on 127.0.0.1; its base url."""
+@contextmanager
+def running_server(workdir: Path, env: dict[str, str] | None = None,
+                   args: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`terminology serve` (production WSGI server) on 127.0.0.1 over tests/data, with extra
+    environment and CLI arguments; yields (base url of /fhir, the server process)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "TX_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    log = workdir / "server.log"
+    full_env = {**os.environ, "TX_CACHE_DIR": str(workdir / "cache"), **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "terminology.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--content", str(DATA)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+             "--port", str(port), "--content", str(DATA), *args],
+            stdout=out, stderr=subprocess.STDOUT, env=full_env,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/readyz", proc, log)
-        yield f"{base}/fhir"
+        yield f"{base}/fhir", proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server (`terminology serve`, production WSGI server) on 127.0.0.1; its base url."""
+    with running_server(tmp_path_factory.mktemp("server")) as (base, _proc):
+        yield base
 
 
 def assert_fhir_valid(body: dict[str, Any]) -> None:

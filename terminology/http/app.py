@@ -25,14 +25,16 @@ from terminology.content import (
 from terminology.errors import (
     BadRequest,
     FhirError,
+    HeadersTooLarge,
     Issue,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
+    UriTooLong,
     operation_outcome,
 )
+from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.openapi import openapi_spec
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
@@ -52,7 +54,7 @@ JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhi
 FORM_TYPE = "application/x-www-form-urlencoded"
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
-                    413: "too-costly", 415: "not-supported"}
+                    413: "too-costly", 414: "too-long", 415: "not-supported", 431: "too-long"}
 # CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
 CORS_PREFLIGHT = {
@@ -87,6 +89,19 @@ def _check_accept() -> None:
     )
 
 
+def _check_sizes(environ: dict[str, Any], settings: Settings) -> None:
+    """414 for a URL longer than max_url_bytes, 431 for headers larger than max_header_bytes."""
+    url = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
+    if url > settings.max_url_bytes:
+        raise UriTooLong(f"The request URL is {url} bytes long, more than the {settings.max_url_bytes} "
+                         "this server accepts (setting max_url_bytes); send long requests as a POST "
+                         "with a Parameters body")
+    headers = sum(len(k) + len(str(v)) for k, v in environ.items() if k.startswith("HTTP_"))
+    if headers > settings.max_header_bytes:
+        raise HeadersTooLarge(f"The request headers are {headers} bytes, more than the "
+                              f"{settings.max_header_bytes} this server accepts (setting max_header_bytes)")
+
+
 def _check_query_encoding() -> None:
     """400 for a query string whose percent-encoded bytes are not UTF-8.
 
@@ -112,24 +127,8 @@ def _check_query_encoding() -> None:
 
 
 def _read_body() -> bytes:
-    """The request body, never more than MAX_CONTENT_LENGTH bytes in memory; 413 past it.
-
-    Werkzeug refuses a too-long Content-Length up front, but on a chunked body its limited
-    stream stops silently at the limit, so a truncated body would be parsed: read one byte
-    more than the limit ourselves and refuse.
-    """
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-        return request.get_data(cache=False)
-    stream = request.environ["wsgi.input"]
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := stream.read(min(64 * 1024, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body is larger than the {limit} bytes the server accepts")
-    return b"".join(chunks)
+    """The request body, decoded, within the body size limit (body.read_body)."""
+    return read_body(request, current_app.config["MAX_CONTENT_LENGTH"])
 
 
 def _form_bag(raw: bytes) -> ParamBag:
@@ -159,10 +158,7 @@ def request_bag() -> ParamBag:
         if query.params:
             return query
         raise BadRequest("The request body is empty; send a FHIR Parameters resource")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"The request body is not valid JSON: {e}") from e
+    body = parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)
     return ParamBag(query.params + bag_from_parameters(body).params)
 
 
@@ -185,6 +181,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _start() -> Response | None:
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-Id"))
+        _check_sizes(request.environ, settings)
         if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
             return Response(status=204, headers=CORS_PREFLIGHT)
         _check_query_encoding()
@@ -196,6 +193,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         resp.headers.update(CORS_HEADERS)
+        resp.headers["X-Content-Type-Options"] = "nosniff"  # browsers never guess a type
         log_access(g.get("request_id", ""), request.method, request.path, resp.status_code,
                    g.get("started", time.perf_counter()))
         return resp
@@ -254,7 +252,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         scoped = overlay_registry(registry, bag.resources("tx-resource"))
         ctx = OperationContext(scoped, bag, settings, instance,
                                request.headers.get("Accept-Language"), dict(request.headers))
-        with request_deadline(settings.request_time_limit):
+        with request_deadline(settings.request_time_limit, settings.max_regex_length):
             return fhir_response(handler(ctx))
 
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
@@ -312,7 +310,7 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         if status == 413:
-            err: FhirError = PayloadTooLarge("The request body is larger than the server accepts")
+            err: FhirError = too_large(current_app.config["MAX_CONTENT_LENGTH"])
             return fhir_response(err.outcome(), 413)
         if status == 404:
             text = f"No route for {request.method} {request.path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from typing import Any
 
 from terminology.settings import Settings
@@ -50,13 +51,48 @@ def serve_production(app: Any, settings: Settings) -> None:
     _Gunicorn().run()
 
 
+# A worker that dies again this soon after being respawned is respawned after a pause, not
+# given up on: granian's own crash-loop check would stop the whole server instead.
+CRASH_LOOP_SECONDS = 5.5
+CRASH_LOOP_PAUSE = 1.0
+
+
+def respawning_server_class() -> type[Any]:
+    """granian's Server, made to replace a dead worker always and never exit because one died.
+
+    granian (2.x) respawns failed workers when asked (`respawn_failed_workers`), but when the
+    same worker dies twice within 5.5 s it concludes a crash loop and shuts the server down:
+    one client repeating a request that kills a worker would stop the service. Here a
+    repeated death is respawned after a short pause instead (so a loop costs a fork a second).
+    """
+    from granian.server import Server
+
+    class RespawningServer(Server):  # type: ignore[misc,valid-type]
+        def _respawn_workers(self, workers: list[int], spawn_target: Any, target_loader: Any,
+                             delay: float = 0) -> None:
+            now = time.monotonic()
+            recent = getattr(self, "_tx_recent", {})
+            if any(now - recent.get(idx, -CRASH_LOOP_SECONDS) < CRASH_LOOP_SECONDS for idx in workers):
+                time.sleep(CRASH_LOOP_PAUSE)
+            super()._respawn_workers(workers, spawn_target, target_loader, delay)
+            # granian's loop exits when respawned_wrks says a worker was respawned recently
+            recent.update(self.respawned_wrks)
+            self._tx_recent = recent
+            self.respawned_wrks.clear()
+
+    return RespawningServer
+
+
 def serve_granian(app: Any, settings: Settings) -> None:
-    """Serve `app` with granian's WSGI workers, forked from this process (preloaded app)."""
+    """Serve `app` with granian's WSGI workers, forked from this process (preloaded app).
+
+    A worker that dies (a signal, a crash in native code) is replaced at once; the others go
+    on serving (respawning_server_class).
+    """
     import multiprocessing
 
     from granian.constants import Interfaces
     from granian.log import LogLevels
-    from granian.server import Server
     from granian.utils.proxies import wrap_wsgi_with_proxy_headers
 
     # Workers must inherit the loaded app: fork, not spawn (Python 3.14 defaults to
@@ -66,7 +102,7 @@ def serve_granian(app: Any, settings: Settings) -> None:
     # so that base urls say https behind a TLS-terminating proxy.
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
     wrapped = wrap_wsgi_with_proxy_headers(app, trusted)
-    server = Server(
+    server = respawning_server_class()(
         "terminology.http.app:create_app",  # only named in logs: the loader below returns `app`
         address=settings.host,
         port=settings.port,
@@ -75,5 +111,6 @@ def serve_granian(app: Any, settings: Settings) -> None:
         blocking_threads=settings.threads,
         log_level=LogLevels(settings.log_level.lower()),
         workers_kill_timeout=20,
+        respawn_failed_workers=True,
     )
     server.serve(target_loader=lambda _target: wrapped)

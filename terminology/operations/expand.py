@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from terminology.cpt import CPT_URL
-from terminology.errors import BadRequest
+from terminology.errors import BadRequest, TooCostly
 from terminology.operations.context import OperationContext
 from terminology.params import ExpandRequest, expand_request
 from terminology.providers.base import Concept, Designation
@@ -33,6 +33,7 @@ from terminology.valuesets.compose import (
     resolve_value_set,
     too_costly,
     value_set_parameters,
+    vs_canonical,
 )
 from terminology.valuesets.languages import language_matches, parse_languages
 from terminology.valuesets.supplements import (
@@ -147,7 +148,7 @@ def resolve_supplements(registry: Registry, expansion: Expansion, request: Expan
 def compose_options(request: ExpandRequest, settings: Settings) -> ComposeOptions:
     """The membership-affecting parameters of the request."""
     return request_options(request, exclude_not_for_ui=request.exclude_not_for_ui,
-                           deadline=Deadline(settings.request_time_limit),
+                           deadline=Deadline(settings.request_time_limit, settings.max_regex_length),
                            versions_match=request.versions_match)
 
 
@@ -479,13 +480,11 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         # a word index answers where the code system has one; other members are tested
         members = members.text_filtered(request.text_filter, text_matcher(request.text_filter))
     total = len(members)
-    if limit is not None:
-        # CPT has its own (operator-set) cap, as tx.fhir.org caps CPT expansions
-        if any(s.split("|")[0] == CPT_URL for s in expansion.used_systems):
-            limit = min(limit, settings.max_cpt_expansion)
-        if total > limit:
-            raise too_costly(value_set, limit)
     offset = request.offset or 0
+    if any(s.split("|")[0] == CPT_URL for s in expansion.used_systems):
+        _check_cpt_cap(value_set, request, total, settings.max_cpt_expansion)
+    if limit is not None and total > limit:
+        raise too_costly(value_set, limit)
     if paged:
         # only the page's entries are built
         shown = members.slice(offset, None if request.count is None else offset + request.count)
@@ -534,6 +533,22 @@ def expand(registry: Registry, request: ExpandRequest, settings: Settings, *,
         out["compose"] = value_set["compose"]
     out["expansion"] = body
     return out
+
+
+def _check_cpt_cap(value_set: dict[str, Any], request: ExpandRequest, total: int, cap: int) -> None:
+    """CPT descriptors are licensed: no answer shows members past the cap (tx.fhir.org's 1000;
+    the operator's max_cpt_expansion), so neither a big count nor paging copies the release.
+    The window of a paged request ends at offset + count (at most the total)."""
+    if _is_paged(request):
+        end = (request.offset or 0) + (total if request.count is None else request.count)
+        shown_until = min(end, total)
+    else:
+        shown_until = total
+    if shown_until > cap:
+        raise TooCostly(
+            f"The value set '{vs_canonical(value_set)}' expansion includes CPT, whose licensed "
+            f"content this server lists only up to member {cap} (setting max_cpt_expansion); this "
+            f"request asks for members up to {shown_until}", message_id="VALUESET_TOO_COSTLY")
 
 
 def _now() -> str:

@@ -24,6 +24,7 @@ OPERATORS = frozenset(
      "child-of", "descendent-leaf", "exists"}
 )
 REGEX_TIMEOUT_SECONDS = 1.0
+DEFAULT_MAX_REGEX_LENGTH = 500  # Settings.max_regex_length, when no request set it
 
 
 class HierarchyProvider(Protocol):
@@ -129,12 +130,25 @@ def _hierarchy_codes(cs: HierarchyProvider, root: Concept, op: str) -> list[str]
 
 
 def compile_regex(pattern: str) -> regex.Pattern[str]:
-    """A compiled pattern, or a 400 naming the bad pattern."""
+    """A compiled pattern, or a 400 naming the bad pattern: too long (the request's
+    max_regex_length), or not compilable for any reason, nesting too deep for the compiler's
+    recursion included. Compiled only while the request's time budget lasts."""
+    deadline = _REQUEST_DEADLINE.get()
+    limit = deadline.max_regex_length if deadline is not None else DEFAULT_MAX_REGEX_LENGTH
+    if len(pattern) > limit:
+        raise BadRequest(
+            f"The regex filter is {len(pattern)} characters long, more than the {limit} this server "
+            "accepts (setting max_regex_length)", code="too-costly",
+            expression="ValueSet.compose.include.filter")
+    if deadline is not None:
+        deadline.check("The regex compilation")
     try:
         return regex.compile(pattern)
-    except regex.error as e:
+    except (regex.error, RecursionError, OverflowError, MemoryError, ValueError) as e:
+        shown = pattern if len(pattern) <= 100 else pattern[:100] + "..."
+        reason = "it nests too deeply" if isinstance(e, RecursionError) else str(e) or type(e).__name__
         raise BadRequest(
-            f"The regex '{pattern}' is not valid: {e}", expression="ValueSet.compose.include.filter"
+            f"The regex '{shown}' is not valid: {reason}", expression="ValueSet.compose.include.filter"
         ) from e
 
 
@@ -154,7 +168,7 @@ def regex_full_match(pattern: regex.Pattern[str], text: str | None) -> bool:
         return pattern.fullmatch(text, timeout=budget, concurrent=True) is not None
     except TimeoutError as e:
         raise TooCostly(
-            f"The regex '{pattern.pattern}' took too long to evaluate",
+            f"The regex '{pattern.pattern[:100]}' took too long to evaluate",
             message_id="REGEX_TOO_COSTLY",
         ) from e
 
@@ -264,9 +278,10 @@ def generic_filter(cs: HierarchyProvider, prop: str, op: str, value: str) -> Any
 class Deadline:
     """A request time budget checked inside long loops (expansion, regex scans)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> None:
         self._end = time.monotonic() + seconds
         self._seconds = seconds
+        self.max_regex_length = max_regex_length  # the request's regex limit rides along
 
     def check(self, what: str = "The operation") -> None:
         """Raise too-costly once the budget is spent."""
@@ -284,9 +299,10 @@ _REQUEST_DEADLINE: ContextVar[Deadline | None] = ContextVar("request_deadline", 
 
 
 @contextmanager
-def request_deadline(seconds: float) -> Iterator[Deadline]:
-    """Run the block under a request time budget that regex evaluation honours."""
-    deadline = Deadline(seconds)
+def request_deadline(seconds: float, max_regex_length: int = DEFAULT_MAX_REGEX_LENGTH) -> Iterator[Deadline]:
+    """Run the block under a request time budget (and regex length limit) that regex
+    compilation and evaluation honour."""
+    deadline = Deadline(seconds, max_regex_length)
     token = _REQUEST_DEADLINE.set(deadline)
     try:
         yield deadline

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminology.errors import Issue, NotFound, Unprocessable
+from terminology.errors import Issue, NotFound, TooCostly, Unprocessable
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter
 from terminology.providers.filters import current_deadline
 from terminology.registry import Registry, split_canonical
@@ -21,6 +21,9 @@ from terminology.valuesets.resolution import (
 from terminology.valuesets.stream import Members
 
 PreparedPart = tuple[CodeSystemProvider, "set[str] | None", list[ConceptFilter]]
+
+
+MAX_IMPORT_DEPTH = 64  # value sets importing value sets: as deep as a body may nest JSON
 
 
 class Evaluation:
@@ -59,6 +62,9 @@ class Evaluation:
                 f"Found a circularity pointing to {key} {action} ValueSet with pathway [{path}]",
                 message_id="VALUESET_CIRCULAR_REFERENCE", tx_code="vs-invalid",
             )
+        if len(self.stack) >= MAX_IMPORT_DEPTH:  # each import is a level of recursion here
+            raise TooCostly(f"The value set {key} is imported more than {MAX_IMPORT_DEPTH} value "
+                            f"sets deep, the limit this server follows", status=400)
         self.stack.append(key)
         self.containers.append(value_set)
         # a value set's own draft/experimental status is not worth a warning; its

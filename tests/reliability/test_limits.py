@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import regex
 
-from terminology.errors import TooCostly
+from terminology.errors import BadRequest, TooCostly
 from terminology.http.app import create_app
-from terminology.providers.filters import regex_full_match, request_deadline
+from terminology.providers.filters import compile_regex, regex_full_match, request_deadline
 from terminology.registry import Registry
 from terminology.settings import BUNDLED_CONTENT, Settings
 
@@ -82,6 +82,42 @@ def test_invalid_regex_is_a_400_naming_the_filter(live_server: str) -> None:
         {"name": "url", "valueUri": "http://example.test/ValueSet/regex"},
         *tx(regex_value_set("(("), long_codes(range(1, 3)))), headers=JSON_HEADERS)
     check_outcome(answer, 400, "not valid", "ValueSet.compose.include.filter")
+
+
+MAX_REGEX = Settings().max_regex_length
+
+
+@pytest.mark.parametrize(("pattern", "status", "fragment"), [
+    ("a?" * (MAX_REGEX // 2), 200, ""),  # exactly at the limit: evaluated
+    ("a?" * (MAX_REGEX // 2) + "b", 400, f"more than the {MAX_REGEX}"),
+    ("(" * 400 + "a" + ")" * 400, 400, f"more than the {MAX_REGEX}"),  # 400 nested groups
+    ("a" * 800_000, 400, "setting max_regex_length"),  # once 6-11 s of compilation
+], ids=["at-limit", "one-past", "400-nested-groups", "800-kB"])
+def test_regex_filters_are_bounded_by_max_regex_length(live_server: str, pattern: str, status: int,
+                                                         fragment: str) -> None:
+    answer = send(live_server, "POST", EXPAND, data=parameters(
+        {"name": "url", "valueUri": "http://example.test/ValueSet/regex"},
+        *tx(regex_value_set(pattern), long_codes(range(1, 3)))), headers=JSON_HEADERS)
+    if status == 200:
+        assert answer.status == 200, answer.body[:300]
+        assert answer.json()["expansion"]["total"] == 0
+    else:
+        check_outcome(answer, status, fragment, "ValueSet.compose.include.filter")
+        assert answer.seconds < 2.0
+
+
+def test_regex_too_deep_for_the_compiler_is_a_400_not_a_recursion_error() -> None:
+    with request_deadline(10, max_regex_length=100_000), pytest.raises(BadRequest) as err:
+        compile_regex("(" * 5000 + "a" + ")" * 5000)
+    assert "nests too deeply" in err.value.text
+    assert err.value.issues[0].expression == ["ValueSet.compose.include.filter"]
+
+
+def test_regex_is_not_compiled_after_the_request_deadline() -> None:
+    with request_deadline(0.0) as deadline, pytest.raises(TooCostly):
+        time.sleep(0.01)
+        assert deadline.remaining() == 0
+        compile_regex("a+")
 
 
 # -- the request time limit (in process, with a short limit) -------------------------------------
