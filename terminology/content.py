@@ -317,5 +317,7 @@ def load_content(settings: Settings) -> Registry:
         # operator forgot to mount) must never be served silently as the bundled fragment.
         if not path.is_file():
             raise ContentError(str(path), "(file)", "CPT database does not exist")
-        registry.add_code_system(CptProvider.from_database(path))
+        provider = CptProvider.from_database(path)
+        provider.prepare_indexes()  # before workers fork: they share the indexes
+        registry.add_code_system(provider)
     return registry

@@ -12,6 +12,7 @@ from typing import Any
 
 from terminology.errors import Issue, NotFound, TooCostly
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter
+from terminology.providers.positions import PositionRun
 from terminology.registry import Registry, version_key
 from terminology.valuesets.entries import ExpansionEntry, make_entry, nest_entries, walk_contains
 from terminology.valuesets.evaluation import Evaluation, may_drop, selectable
@@ -70,6 +71,17 @@ def _candidates(
     return provider.iterate(), filters
 
 
+def _filter_bitmap(filters: list[ConceptFilter]) -> int | None:
+    """The intersection of the filters' bitmaps, when every filter has one (none: None)."""
+    bits: int | None = None
+    for f in filters:
+        own = getattr(f, "bitmap", None)
+        if own is None:
+            return None
+        bits = own() if bits is None else bits & own()
+    return bits
+
+
 def _system_run(ev: Evaluation, include: dict[str, Any], where: str) -> ConceptRun:
     """The concepts the include's system part (all / concept list / filters) selects."""
     provider = ev.provider_for(include)
@@ -83,6 +95,11 @@ def _system_run(ev: Evaluation, include: dict[str, Any], where: str) -> ConceptR
     if not filters and ordered is not None and not drop:
         # the whole code system: its own ordered list, paged by position
         return ConceptRun(provider, ordered(), nestable=nestable, whole=True)
+    bits = _filter_bitmap(filters) if ordered is not None and not drop else None
+    if bits is not None:
+        # every filter is a bitmap over the provider's positions: their intersection is the
+        # run, its length a popcount; concepts are looked up only for the members shown
+        return ConceptRun(provider, PositionRun(ordered(), bits), nestable=nestable, filtered=True)
     candidates, tests = _candidates(provider, filters)
     if isinstance(candidates, list) and not tests and not drop:
         return ConceptRun(provider, candidates, nestable=nestable, filtered=bool(filters))
