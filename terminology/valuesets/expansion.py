@@ -95,11 +95,13 @@ def _system_run(ev: Evaluation, include: dict[str, Any], where: str) -> ConceptR
     if not filters and ordered is not None and not drop:
         # the whole code system: its own ordered list, paged by position
         return ConceptRun(provider, ordered(), nestable=nestable, whole=True)
-    bits = _filter_bitmap(filters) if ordered is not None and not drop else None
-    if bits is not None:
-        # every filter is a bitmap over the provider's positions: their intersection is the
-        # run, its length a popcount; concepts are looked up only for the members shown
-        return ConceptRun(provider, PositionRun(ordered(), bits), nestable=nestable, filtered=True)
+    if ordered is not None and not drop:
+        bits = _filter_bitmap(filters)
+        if bits is not None:
+            # every filter is a bitmap over the provider's positions: their intersection is
+            # the run, its length a popcount; concepts are looked up only for those shown
+            return ConceptRun(provider, PositionRun(ordered(), bits), nestable=nestable,
+                              filtered=True)
     candidates, tests = _candidates(provider, filters)
     if isinstance(candidates, list) and not tests and not drop:
         return ConceptRun(provider, candidates, nestable=nestable, filtered=bool(filters))
