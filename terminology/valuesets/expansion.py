@@ -182,10 +182,23 @@ def _expand_compose_members(ev: Evaluation, compose: dict[str, Any]) -> Members:
     # Without excludes the top-level count only grows: stop as soon as it passes the limit.
     limit = ev.max_size if len(ev.stack) == 1 and not excludes else None
     runs: list[Run] = []
+    # counted as the runs come (Members.may_repeat and len, kept up to date): linear in
+    # the number of includes (10,000 single-code includes)
+    total, keys, repeated, entry_runs, nonempty = 0, set(), False, 0, 0
     for i, include in _newest_version_first(compose.get("include", [])):
-        runs.append(_include_run(ev, include, f"ValueSet.compose.include[{i}]"))
-        so_far = Members(runs, make_entry)
-        if limit is not None and not so_far.may_repeat(merge) and len(so_far) > limit:
+        run = _include_run(ev, include, f"ValueSet.compose.include[{i}]")
+        runs.append(run)
+        if limit is None or not len(run):
+            continue
+        total += len(run)
+        nonempty += 1
+        if isinstance(run, ConceptRun):
+            key = run.key(merge)
+            repeated = repeated or key in keys
+            keys.add(key)
+        else:
+            entry_runs += 1
+        if not repeated and not (entry_runs and nonempty > 1) and total > limit:
             raise TooCostly("")  # replaced with the value set's message by expand_compose
     for exclude in excludes:
         _note_excluded_system(ev, exclude)
