@@ -163,7 +163,9 @@ class CptProvider:
         self.language: str | None = resource.get("language") or "en"
         self.resource = {k: v for k, v in resource.items() if k != "concept"}
         self._release = release
-        self._concepts: dict[str, Concept] = {c.code: _to_concept(c) for c in release.concepts.values()}
+        shared: dict[Any, Any] = {}
+        self._concepts: dict[str, Concept] = {c.code: _to_concept(c, shared)
+                                              for c in release.concepts.values()}
         self._ordered: list[Concept] = list(self._concepts.values())
         self._order = {code: i for i, code in enumerate(self._concepts)}
         self._size = len(self._ordered)
@@ -375,15 +377,25 @@ def database_resource(release: CptRelease) -> dict[str, Any]:
     }
 
 
-def _to_concept(c: CptConcept) -> Concept:
-    """The Concept for one release entry: display = long descriptor, typed properties."""
-    props = [Prop("modifier", "Boolean", c.modifier), Prop("modified", "Boolean", False)]
+def _to_concept(c: CptConcept, shared: dict[Any, Any]) -> Concept:
+    """The Concept for one release entry: display = long descriptor, typed properties.
+
+    Property values and designation uses repeat across the release: one object each is
+    shared through `shared` (read-only, like every Concept), a few MB less per process."""
+    def once(key: Any, make: Any) -> Any:
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = make()
+        return found
+
+    props = [once(("modifier", c.modifier), lambda: Prop("modifier", "Boolean", c.modifier)),
+             once(("modified", False), lambda: Prop("modified", "Boolean", False))]
     for name, values in c.properties.items():
-        props.extend(_prop(name, v) for v in values)
+        props.extend(once((name, v), lambda n=name, v=v: _prop(n, v)) for v in values)
     return Concept(
         code=c.code,
         display=c.display or None,
-        designations=[Designation("en", {"system": CPT_URL, "code": t}, v)
+        designations=[Designation("en", once((None, t), lambda t=t: {"system": CPT_URL, "code": t}), v)
                       for t, v in c.designations],
         properties=props,
         abstract="metadata" in c.properties.get("kind", []),  # tx.fhir.org: metadata codes
