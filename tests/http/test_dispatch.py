@@ -125,6 +125,10 @@ def test_codes_of_the_full_size_release_look_up_and_validate_the_same(full_regis
     ("/fhir/ValueSet/$expand", "url=http://terminology.hl7.org/ValueSet/cpt-all", None),  # too costly
     ("/fhir/ValueSet/$expand", "url=http://terminology.hl7.org/ValueSet/cpt-all&count=x", None),
     ("/fhir/ValueSet/$validate-code", "code=72126", None),
+    ("/fhir/ValueSet/$expand", "url=https://terminology.cpt-imaging.org/fhir/ValueSet/all-radiology",
+     {"X-Too-Costly-Threshold": "5"}),  # the client's lower limit
+    ("/fhir/ValueSet/$expand", "url=https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct",
+     {"Accept-Language": "de, *; q=0", "Accept": "application/fhir+json;q=0.9, text/html"}),
     ("/fhir/CodeSystem/$subsumes", f"system={CPT_URL}&codeA=72126&codeB=72126", None),
     ("/fhir/ConceptMap/$translate", f"system={CPT_URL}&code=72126", None),
 ])
