@@ -338,7 +338,9 @@ def load_content(settings: Settings) -> Registry:
         # operator forgot to mount) must never be served silently as the bundled fragment.
         if not path.is_file():
             raise ContentError(str(path), "(file)", "CPT database does not exist")
-        registry.add_code_system(CptProvider.from_database(path, settings.cpt_rules))
+        provider = CptProvider.from_database(path, settings.cpt_rules)
+        provider.prepare_indexes()  # before workers fork: they share the indexes
+        registry.add_code_system(provider)
     _add_derived_maps(registry)
     return registry
 

@@ -45,14 +45,23 @@ class ParamBag:
     """All parameters of one request, by name, in order."""
 
     params: list[Param] = field(default_factory=list)
+    # name -> its parameters, built on first use (an operation asks for 20 names or so);
+    # rebuilt when `params` has changed length
+    _by_name: dict[str, list[Param]] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
 
     def all(self, name: str) -> list[Param]:
         """Every parameter called `name`."""
-        return [p for p in self.params if p.name == name]
+        if self._indexed != len(self.params):
+            by_name: dict[str, list[Param]] = {}
+            for p in self.params:
+                by_name.setdefault(p.name, []).append(p)
+            self._by_name, self._indexed = by_name, len(self.params)
+        return list(self._by_name.get(name, ()))
 
     def has(self, name: str) -> bool:
         """Whether `name` was sent."""
-        return any(p.name == name for p in self.params)
+        return bool(self.all(name))
 
     def one(self, name: str) -> Param | None:
         """The single parameter `name`; 400 when repeated."""

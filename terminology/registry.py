@@ -55,16 +55,23 @@ class _Canonicals:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str | None, Any]] = {}
+        self._newest: dict[str, Any] = {}  # url -> the item of its newest version
 
     def add(self, url: str, version: str | None, item: Any) -> None:
         self.items.setdefault(url, {})[version] = item
+        self._newest.pop(url, None)
 
     def get(self, url: str, version: str | None) -> Any | None:
+        if version is None:
+            found = self._newest.get(url)
+            if found is not None:
+                return found
         versions = self.items.get(url)
         if not versions:
             return None
         if version is None:
-            return versions[max(versions, key=version_key)]
+            found = self._newest[url] = versions[max(versions, key=version_key)]
+            return found
         if version in versions:
             return versions[version]
         matching = [v for v in versions if version_matches(version, v)]

@@ -43,6 +43,8 @@ class Settings:
     cache_dir: Path | None = None  # remembers validated content hashes; None: ~/.cache
     # Serialized answers of identical operation GETs, per worker (response_cache.py); 0: off.
     response_cache_bytes: int = 64 * 1024 * 1024
+    # Type-level operation GETs answered in front of Flask, same bytes (http/dispatch.py).
+    fast_dispatch: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -52,6 +52,26 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def full_cpt_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size synthetic CPT release (11,000 codes, 71 modifiers) imported to a database."""
+    from terminology.cpt.ama_import import import_to_db
+    from terminology.cpt.synthetic import write_synthetic_release
+
+    base = tmp_path_factory.mktemp("full-cpt")
+    write_synthetic_release(base / "release")
+    import_to_db(base / "release", "2026", base / "cpt.db")
+    return base / "cpt.db"
+
+
+@pytest.fixture(scope="session")
+def full_registry(full_cpt_db: Path) -> Registry:
+    """The bundled content with the full-size CPT database, loaded as `serve --cpt` loads it."""
+    from terminology.content import load_content
+
+    return load_content(Settings(cpt_databases=[full_cpt_db]))
+
+
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1."""
     with socket.socket() as s:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ from terminology.cpt.release import (
 from terminology.errors import BadRequest
 from terminology.providers.base import Concept, Designation, Prop
 from terminology.providers.filters import unsupported_filter
+from terminology.providers.positions import bitmap, positions, span_bitmap
+from terminology.providers.text_index import TextIndex
 
 AMA_COPYRIGHT = ("CPT © Copyright American Medical Association. All rights reserved. AMA and CPT "
                  "are registered trademarks of the American Medical Association.")
@@ -49,6 +52,7 @@ FACETS = ("modality", "body-region", "contrast")  # this project's imaging facet
 VALUE_FILTERS = ("kind", *FACETS)  # '=' and 'in' over a Code property
 FLAG_FILTERS = ("modifier", "telemedicine", "orthopox")  # '=' true/false
 FILTER_EXPRESSION = "ValueSet.compose.include.filter"
+MAX_COMPILED_FILTERS = 1024  # compiled filters a provider keeps (then it starts afresh)
 
 PROPERTY_DEFINITIONS: dict[str, dict[str, Any]] = {
     "modifier": {"code": "modifier", "type": "boolean",
@@ -100,28 +104,39 @@ class ExpressionConcept(Concept):
 
 
 class CptFilter:
-    """A compiled CPT filter: a precomputed list of matching codes, in release order.
+    """A compiled CPT filter: a bitmap over the release's positions (release order).
 
+    Compiled once per (property, op, value) and kept by the provider: testing a code is a
+    shift, counting the members a popcount, and two filters intersect with one `&`.
     Expressions are members of a filter only when it is open (`modified = true`), as in
     tx.fhir.org: every other CPT filter is closed over the codes of the release.
     """
 
-    __slots__ = ("_codes", "_set", "_open")
+    __slots__ = ("_bits", "_open", "_provider", "_codes")
 
-    def __init__(self, codes: list[str], *, open_to_expressions: bool = False) -> None:
-        self._codes = codes
-        self._set = frozenset(codes)
+    def __init__(self, provider: CptProvider, bits: int, *, open_to_expressions: bool = False) -> None:
+        self._provider = provider
+        self._bits = bits
         self._open = open_to_expressions
+        self._codes: list[str] | None = None
 
     def matches(self, concept: Concept) -> bool:
         """Whether the concept (or expression) satisfies the filter."""
         if isinstance(concept, ExpressionConcept):
             return self._open
-        return concept.code in self._set
+        pos = self._provider.position(concept.code)
+        return pos is not None and (self._bits >> pos) & 1 == 1
 
     def codes(self) -> Iterable[str] | None:
-        """The matching codes of the release, in release order."""
+        """The matching codes of the release, in release order (listed once)."""
+        if self._codes is None:
+            ordered = self._provider.ordered_concepts()
+            self._codes = [ordered[p].code for p in positions(self._bits)]
         return self._codes
+
+    def bitmap(self) -> int:
+        """The matching positions in the provider's ordered_concepts(), as a bitmap."""
+        return self._bits
 
 
 class CptProvider:
@@ -151,11 +166,20 @@ class CptProvider:
         self.language: str | None = resource.get("language") or "en"
         self.resource = {k: v for k, v in resource.items() if k != "concept"}
         self._release = release
-        self._concepts: dict[str, Concept] = {c.code: _to_concept(c) for c in release.concepts.values()}
+        shared: dict[Any, Any] = {}
+        self._concepts: dict[str, Concept] = {c.code: _to_concept(c, shared)
+                                              for c in release.concepts.values()}
+        self._ordered: list[Concept] = list(self._concepts.values())
         self._order = {code: i for i, code in enumerate(self._concepts)}
-        self._index = _property_index(release)
-        self._ranged = sorted(k for k in self._concepts if len(k) == 5)  # for 'code in' ranges
+        self._size = len(self._ordered)
+        # property -> value -> bitmap of the codes with that value (flags: 'true' and 'false')
+        self._index = _property_bitmaps(release, self._order, self._size)
+        # five-character codes sorted, and their positions, for 'code in' ranges
+        self._ranged = sorted(k for k in self._concepts if len(k) == 5)
+        self._ranged_pos = array("i", (self._order[k] for k in self._ranged))
         self._prop_defs: list[dict[str, Any]] = list(resource.get("property", []))
+        self._filters: dict[tuple[str, str, str], CptFilter] = {}  # compiled, bounded
+        self._text_index: TextIndex | None = None
 
     # -- construction ----------------------------------------------------------------------
 
@@ -210,11 +234,11 @@ class CptProvider:
 
     def iterate(self) -> Iterator[Concept]:
         """Every code and modifier in release order (expressions are not enumerable)."""
-        return iter(self._concepts.values())
+        return iter(self._ordered)
 
     def roots(self) -> list[Concept]:
         """All concepts: CPT is flat."""
-        return list(self._concepts.values())
+        return list(self._ordered)
 
     def total(self) -> int:
         """How many codes and modifiers the release holds."""
@@ -225,18 +249,33 @@ class CptProvider:
         return ancestor == descendant and self.locate(ancestor) is not None
 
     def filter(self, prop: str, op: str, value: str) -> CptFilter:
-        """Compile a CPT filter; a 400 (FILTER_NOT_UNDERSTOOD) for any other filter."""
+        """Compile a CPT filter (once per filter: the provider keeps it); a 400
+        (FILTER_NOT_UNDERSTOOD) for any other filter."""
+        key = (prop, op, value)
+        found = self._filters.get(key)
+        if found is None:
+            found = self._compile(prop, op, value)
+            if len(self._filters) >= MAX_COMPILED_FILTERS:  # values are client input: bounded
+                self._filters.clear()
+            self._filters[key] = found
+        return found
+
+    def _compile(self, prop: str, op: str, value: str) -> CptFilter:
         if prop == "modified" and op == "=":
             if _flag(prop, op, value):
-                return CptFilter([], open_to_expressions=True)
-            return CptFilter(list(self._concepts))
+                return CptFilter(self, 0, open_to_expressions=True)
+            return CptFilter(self, span_bitmap(0, self._size))
         if prop in FLAG_FILTERS and op == "=":
-            return CptFilter(self._index[prop]["true" if _flag(prop, op, value) else "false"])
+            return CptFilter(self, self._index[prop]["true" if _flag(prop, op, value) else "false"])
         if prop in VALUE_FILTERS and op in ("=", "in"):
             wanted = [value] if op == "=" else _split(value, ",")
-            return CptFilter(self._union(self._index.get(prop, {}).get(v, []) for v in wanted))
+            values = self._index.get(prop, {})
+            bits = 0
+            for v in wanted:
+                bits |= values.get(v, 0)
+            return CptFilter(self, bits)
         if prop == "code" and op == "in":
-            return CptFilter(self._codes_in(value))
+            return CptFilter(self, self._codes_in(value))
         raise unsupported_filter(self.url, prop, op, value)
 
     def property_definitions(self) -> list[dict[str, Any]]:
@@ -274,23 +313,16 @@ class CptProvider:
                 props.append(Prop("modifier-definition", "String", m.display))
         return ExpressionConcept(code=code, properties=props, expression=exp)
 
-    def _union(self, lists: Iterable[list[str]]) -> list[str]:
-        """The codes of several index lists, once each, in release order."""
-        groups = [codes for codes in lists if codes]
-        if len(groups) == 1:
-            return groups[0]  # an index list is already in release order
-        merged: set[str] = set()
-        for codes in groups:
-            merged.update(codes)
-        return sorted(merged, key=self._order.__getitem__)
-
-    def _codes_in(self, value: str) -> list[str]:
-        """Codes named by 'code in' items: single codes and inclusive ranges low-high."""
-        lists: list[list[str]] = []
+    def _codes_in(self, value: str) -> int:
+        """The bitmap of the codes named by 'code in' items: single codes and inclusive
+        ranges low-high."""
+        bits = 0
         for item in _split(value, ",;"):
             low, sep, high = item.partition("-")
             if not sep:
-                lists.append([item] if item in self._concepts else [])
+                pos = self._order.get(item)
+                if pos is not None:
+                    bits |= 1 << pos
                 continue
             low, high = low.strip(), high.strip()
             if len(low) != 5 or len(high) != 5 or low > high:
@@ -300,10 +332,28 @@ class CptProvider:
                     expression=FILTER_EXPRESSION, message_id="FILTER_NOT_UNDERSTOOD")
             lo = bisect.bisect_left(self._ranged, low)
             hi = bisect.bisect_right(self._ranged, high)
-            lists.append(self._ranged[lo:hi])
-        # ranges are cut from the code-sorted list: put the union back in release order
-        merged = {code for codes in lists for code in codes}
-        return sorted(merged, key=self._order.__getitem__)
+            bits |= bitmap(self._ranged_pos[lo:hi], self._size)
+        return bits
+
+    # -- positions and the text index (the engine's IndexedProvider) ---------------------
+
+    def ordered_concepts(self) -> Sequence[Concept]:
+        """Every code and modifier in release order (never modify it): positions index it."""
+        return self._ordered
+
+    def position(self, code: str) -> int | None:
+        """Where the code stands in ordered_concepts() (None for expressions and unknowns)."""
+        return self._order.get(code)
+
+    def text_index(self) -> TextIndex:
+        """The word index over displays, codes and designations (built once)."""
+        if self._text_index is None:
+            self._text_index = TextIndex(self._ordered)
+        return self._text_index
+
+    def prepare_indexes(self) -> None:
+        """Build the text index now (at load, before workers fork: they share it)."""
+        self.text_index()
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -337,15 +387,25 @@ def database_resource(release: CptRelease) -> dict[str, Any]:
     }
 
 
-def _to_concept(c: CptConcept) -> Concept:
-    """The Concept for one release entry: display = long descriptor, typed properties."""
-    props = [Prop("modifier", "Boolean", c.modifier), Prop("modified", "Boolean", False)]
+def _to_concept(c: CptConcept, shared: dict[Any, Any]) -> Concept:
+    """The Concept for one release entry: display = long descriptor, typed properties.
+
+    Property values and designation uses repeat across the release: one object each is
+    shared through `shared` (read-only, like every Concept), a few MB less per process."""
+    def once(key: Any, make: Any) -> Any:
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = make()
+        return found
+
+    props = [once(("modifier", c.modifier), lambda: Prop("modifier", "Boolean", c.modifier)),
+             once(("modified", False), lambda: Prop("modified", "Boolean", False))]
     for name, values in c.properties.items():
-        props.extend(_prop(name, v) for v in values)
+        props.extend(once((name, v), lambda n=name, v=v: _prop(n, v)) for v in values)
     return Concept(
         code=c.code,
         display=c.display or None,
-        designations=[Designation("en", {"system": CPT_URL, "code": t}, v)
+        designations=[Designation("en", once((None, t), lambda t=t: {"system": CPT_URL, "code": t}), v)
                       for t, v in c.designations],
         properties=props,
         abstract="metadata" in c.properties.get("kind", []),  # tx.fhir.org: metadata codes
@@ -360,20 +420,22 @@ def _prop(name: str, value: str) -> Prop:
     return Prop(name, "String", value)
 
 
-def _property_index(release: CptRelease) -> dict[str, dict[str, list[str]]]:
-    """property -> value -> codes (release order); flags also get their 'false' lists."""
-    index: dict[str, dict[str, list[str]]] = {}
+def _property_bitmaps(release: CptRelease, order: dict[str, int],
+                      size: int) -> dict[str, dict[str, int]]:
+    """property -> value -> bitmap of the codes holding it; flags also get 'false'."""
+    listed: dict[str, dict[str, list[int]]] = {}
     for c in release.concepts.values():
-        index.setdefault("modifier", {}).setdefault("true" if c.modifier else "false", []).append(c.code)
+        pos = order[c.code]
+        listed.setdefault("modifier", {}).setdefault("true" if c.modifier else "false", []).append(pos)
         for name, values in c.properties.items():
             for v in dict.fromkeys(values):
-                index.setdefault(name, {}).setdefault(v, []).append(c.code)
-    for flag in ("telemedicine", "orthopox"):
-        true = frozenset(index.get(flag, {}).get("true", []))
-        index.setdefault(flag, {})["true"] = [k for k in release.concepts if k in true]
-        index[flag]["false"] = [k for k in release.concepts if k not in true]
-    index["modifier"].setdefault("true", [])
-    index["modifier"].setdefault("false", [])
+                listed.setdefault(name, {}).setdefault(v, []).append(pos)
+    index = {name: {v: bitmap(ps, size) for v, ps in values.items()} for name, values in listed.items()}
+    everything = span_bitmap(0, size)
+    for flag in ("modifier", "telemedicine", "orthopox"):
+        true = index.setdefault(flag, {}).get("true", 0)
+        index[flag]["true"] = true
+        index[flag]["false"] = everything & ~true
     return index
 
 

@@ -28,13 +28,14 @@ from terminology.errors import (
     HeadersTooLarge,
     Issue,
     MethodNotAllowed,
-    NotAcceptable,
     NotFound,
     UnsupportedMediaType,
     UriTooLong,
     operation_outcome,
 )
 from terminology.http.body import parse_json, read_body, too_large
+from terminology.http.dispatch import OperationDispatch
+from terminology.http.negotiation import CORS_HEADERS, FHIR_JSON, JSON_TYPES, not_acceptable
 from terminology.http.openapi import openapi_spec
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
@@ -49,14 +50,10 @@ from terminology.settings import Settings
 
 log = logging.getLogger("terminology")
 access_log = logging.getLogger("terminology.access")
-FHIR_JSON = "application/fhir+json; charset=utf-8"
-JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
 FORM_TYPE = "application/x-www-form-urlencoded"
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 414: "too-long", 415: "not-supported", 431: "too-long"}
-# CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
 CORS_PREFLIGHT = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization",
@@ -72,21 +69,9 @@ def fhir_response(body: dict[str, Any], status: int = 200) -> Response:
 
 def _check_accept() -> None:
     """406 when the client accepts only formats we do not write (XML, HTML...)."""
-    fmt = request.args.get("_format")
-    if fmt is not None:
-        if fmt in ("json", "fhir+json") or fmt in JSON_TYPES:
-            return
-        raise NotAcceptable(f"_format '{fmt}' is not supported; this server writes JSON",
-                            expression="_format")
-    accept = request.headers.get("Accept")
-    if not accept:
-        return
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if any(t in JSON_TYPES or t in ("*/*", "application/*", "") for t in types):
-        return
-    raise NotAcceptable(
-        f"This server writes application/fhir+json; the request accepts only '{accept}'"
-    )
+    problem = not_acceptable(request.args.get("_format"), request.headers.get("Accept"))
+    if problem is not None:
+        raise problem
 
 
 def _check_sizes(environ: dict[str, Any], settings: Settings) -> None:
@@ -273,6 +258,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def _error(exc: Exception) -> Response:
         return error_response(exc)
 
+    # Operation GETs answered in front of Flask, with the same bytes (terminology/http/dispatch.py)
+    if settings.fast_dispatch:
+        app.wsgi_app = OperationDispatch(app.wsgi_app, registry, settings,  # type: ignore[method-assign]
+                                         _request_id, log_access)
     # Response cache (terminology/response_cache.py): repeated operation GETs are answered in
     # front of Flask, each with its own request id and access-log line.
     if settings.response_cache_bytes > 0:
@@ -281,13 +270,18 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     return app
 
 
-def log_access(request_id: str, method: str, path: str, status: int, started: float) -> None:
-    """One JSON access-log line for a finished request."""
+def log_access(request_id: str, method: str, path: str, status: int, started: float,
+               cached: bool = False) -> None:
+    """One JSON access-log line for a finished request (`"cache": "hit"` when the response
+    cache answered it)."""
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(orjson.dumps({
+        line: dict[str, Any] = {
             "request_id": request_id, "method": method, "path": path, "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        }).decode())
+        }
+        if cached:
+            line["cache"] = "hit"
+        access_log.info(orjson.dumps(line).decode())
 
 
 def _request_id(sent: str | None) -> str:

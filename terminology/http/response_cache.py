@@ -104,7 +104,7 @@ class CachedOperations:
     """WSGI middleware: answers hits without entering the wrapped app, stores its answers."""
 
     def __init__(self, app: WsgiApp, cache: ResponseCache, request_id: Callable[[str | None], str],
-                 log_access: Callable[[str, str, str, int, float], None]) -> None:
+                 log_access: Callable[..., None]) -> None:
         self.app = app
         self.cache = cache
         self.request_id = request_id
@@ -121,7 +121,7 @@ class CachedOperations:
         headers, body = entry
         rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
         start_response("200 OK", [*headers, ("X-Request-Id", rid)])
-        self.log_access(rid, "GET", environ.get("PATH_INFO", ""), 200, started)
+        self.log_access(rid, "GET", environ.get("PATH_INFO", ""), 200, started, True)
         return [body]
 
     def _miss(self, key: CacheKey, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -147,7 +147,7 @@ class CachedOperations:
 
 
 def install(app: Flask, cache: ResponseCache, request_id: Callable[[str | None], str],
-            log_access: Callable[[str, str, str, int, float], None]) -> None:
+            log_access: Callable[..., None]) -> None:
     """Answer repeated operation GETs of `app` from `cache`; fill it from the app's answers.
 
     `request_id` and `log_access` are the app's own: a hit gets a request id the way the app

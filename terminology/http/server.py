@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from typing import Any
+from urllib.parse import quote
+
+from werkzeug.test import EnvironBuilder
 
 from terminology.settings import Settings
 
@@ -113,4 +117,47 @@ def serve_granian(app: Any, settings: Settings) -> None:
         workers_kill_timeout=20,
         respawn_failed_workers=True,
     )
-    server.serve(target_loader=lambda _target: wrapped)
+    def load_in_worker(_target: str) -> Any:
+        warm_up(app)  # runs in each worker, after the fork, before it accepts requests
+        return wrapped
+
+    server.serve(target_loader=load_in_worker)
+
+
+def warm_up_paths(registry: Any) -> list[str]:
+    """A few operation GETs over the biggest code system: a lookup, a validate-code, and the
+    count of a value set that includes it, so a worker's first real request does not pay for
+    the first touch of that code (measured: 5-15 ms on a fresh worker, then 0.6 ms)."""
+    providers = [p for p in registry.providers() if p.total()]
+    if not providers:
+        return []
+    big = max(providers, key=lambda p: p.total())
+    first = next(big.iterate()).code
+    system, code = quote(big.url, safe=""), quote(first, safe="")
+    paths = [f"/fhir/CodeSystem/$lookup?system={system}&code={code}",
+             f"/fhir/CodeSystem/$validate-code?url={system}&code={code}"]
+    for vs in registry.resources("ValueSet"):
+        if any(i.get("system") == big.url for i in (vs.get("compose") or {}).get("include", [])):
+            url = quote(vs.get("url", ""), safe="")
+            paths += [f"/fhir/ValueSet/$expand?url={url}&count=0",
+                      f"/fhir/ValueSet/$validate-code?url={url}&system={system}&code={code}"]
+            break
+    return paths
+
+
+def warm_up(app: Any) -> None:
+    """Answer warm_up_paths() once in this process, without access-log lines; never fails."""
+    access = logging.getLogger("terminology.access")
+    was = access.disabled
+    access.disabled = True
+    try:
+        for path in warm_up_paths(app.extensions["tx_registry"]):
+            route, _, query = path.partition("?")
+            environ = EnvironBuilder(path=route, query_string=query,
+                                     headers=[("X-Request-Id", "warm-up")]).get_environ()
+            for _ in app(environ, lambda *args: None):
+                pass
+    except Exception:  # noqa: BLE001  (a warm-up that fails leaves the worker as it was)
+        logging.getLogger("terminology").debug("worker warm-up failed", exc_info=True)
+    finally:
+        access.disabled = was

@@ -12,6 +12,7 @@ from typing import Any
 
 from terminology.errors import Issue, NotFound, TooCostly
 from terminology.providers.base import CodeSystemProvider, Concept, ConceptFilter
+from terminology.providers.positions import PositionRun
 from terminology.registry import Registry, version_key
 from terminology.valuesets.entries import ExpansionEntry, make_entry, nest_entries, walk_contains
 from terminology.valuesets.evaluation import Evaluation, may_drop, selectable
@@ -70,6 +71,17 @@ def _candidates(
     return provider.iterate(), filters
 
 
+def _filter_bitmap(filters: list[ConceptFilter]) -> int | None:
+    """The intersection of the filters' bitmaps, when every filter has one (none: None)."""
+    bits: int | None = None
+    for f in filters:
+        own = getattr(f, "bitmap", None)
+        if own is None:
+            return None
+        bits = own() if bits is None else bits & own()
+    return bits
+
+
 def _system_run(ev: Evaluation, include: dict[str, Any], where: str) -> ConceptRun:
     """The concepts the include's system part (all / concept list / filters) selects."""
     provider = ev.provider_for(include)
@@ -83,6 +95,13 @@ def _system_run(ev: Evaluation, include: dict[str, Any], where: str) -> ConceptR
     if not filters and ordered is not None and not drop:
         # the whole code system: its own ordered list, paged by position
         return ConceptRun(provider, ordered(), nestable=nestable, whole=True)
+    if ordered is not None and not drop:
+        bits = _filter_bitmap(filters)
+        if bits is not None:
+            # every filter is a bitmap over the provider's positions: their intersection is
+            # the run, its length a popcount; concepts are looked up only for those shown
+            return ConceptRun(provider, PositionRun(ordered(), bits), nestable=nestable,
+                              filtered=True)
     candidates, tests = _candidates(provider, filters)
     if isinstance(candidates, list) and not tests and not drop:
         return ConceptRun(provider, candidates, nestable=nestable, filtered=bool(filters))
@@ -163,10 +182,23 @@ def _expand_compose_members(ev: Evaluation, compose: dict[str, Any]) -> Members:
     # Without excludes the top-level count only grows: stop as soon as it passes the limit.
     limit = ev.max_size if len(ev.stack) == 1 and not excludes else None
     runs: list[Run] = []
+    # counted as the runs come (Members.may_repeat and len, kept up to date): linear in
+    # the number of includes (10,000 single-code includes)
+    total, keys, repeated, entry_runs, nonempty = 0, set(), False, 0, 0
     for i, include in _newest_version_first(compose.get("include", [])):
-        runs.append(_include_run(ev, include, f"ValueSet.compose.include[{i}]"))
-        so_far = Members(runs, make_entry)
-        if limit is not None and not so_far.may_repeat(merge) and len(so_far) > limit:
+        run = _include_run(ev, include, f"ValueSet.compose.include[{i}]")
+        runs.append(run)
+        if limit is None or not len(run):
+            continue
+        total += len(run)
+        nonempty += 1
+        if isinstance(run, ConceptRun):
+            key = run.key(merge)
+            repeated = repeated or key in keys
+            keys.add(key)
+        else:
+            entry_runs += 1
+        if not repeated and not (entry_runs and nonempty > 1) and total > limit:
             raise TooCostly("")  # replaced with the value set's message by expand_compose
     for exclude in excludes:
         _note_excluded_system(ev, exclude)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from terminology.providers.base import CodeSystemProvider, Concept
+from terminology.providers.positions import PositionRun
 from terminology.providers.text_index import TextIndex
 from terminology.valuesets.entries import ExpansionEntry
 
@@ -23,7 +24,7 @@ KeyTest = Callable[[str, "str | None", str], bool]  # (system, version, code) ->
 
 
 class IndexedProvider(Protocol):
-    """A provider with positions and a text index (providers/fhir.py)."""
+    """A provider with positions and a text index (providers/fhir.py, cpt/provider.py)."""
 
     def ordered_concepts(self) -> Sequence[Concept]: ...
     def position(self, code: str) -> int | None: ...
@@ -181,6 +182,9 @@ class Members:
             elif run.whole:
                 ordered = index.ordered_concepts()
                 runs.append(ConceptRun(run.provider, [ordered[p] for p in hits],
+                                       nestable=run.nestable, filtered=run.filtered))
+            elif isinstance(run.concepts, PositionRun):  # a bitmap: test the hits' positions
+                runs.append(ConceptRun(run.provider, run.concepts.restricted(hits),
                                        nestable=run.nestable, filtered=run.filtered))
             else:
                 runs.append(run.keep(_position_test(index, hits)))

@@ -80,9 +80,20 @@ class Answer:
 class _Messages(list[str]):
     """The message list: each text once, in the order first seen."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()  # the texts, rebuilt if the list was appended to directly
+        self._synced = 0
+
     def add(self, text: str | None) -> None:
-        if text and text not in self:
+        if not text:
+            return
+        if self._synced != len(self):
+            self._seen = set(self)
+        if text not in self._seen:
             self.append(text)
+            self._seen.add(text)
+        self._synced = len(self)
 
 
 @dataclass
@@ -112,7 +123,7 @@ def check_coded(checker: Checker, issue_path: str, coded: dict[str, Any], mode: 
     best = _Best()
     codelist: list[str] = []
     inactive: CodingState | None = None
-    unknown_codes: list[str] = []
+    unknown_codes: set[str] = set()
     for i, coding in enumerate(coded.get("coding", [])):
         path = add_to_path(issue_path, f"coding[{i}]") if issue_path == "CodeableConcept" else issue_path
         if not coding.get("code"):
@@ -194,7 +205,7 @@ def _on_valid(checker: Checker, coding: dict[str, Any], st: CodingState, path: s
 
 def _on_invalid(checker: Checker, coding: dict[str, Any], ws: str, path: str, mode: str,
                 issue_path: str, i: int, mt: _Messages, rs: RequestState, best: _Best,
-                unknown_codes: list[str]) -> None:
+                unknown_codes: set[str]) -> None:
     """A coding not in the value set: is the code itself valid in its code system?"""
     if "://" not in ws and not ws.startswith("urn:"):
         text = message("Terminology_TX_System_Relative")
@@ -211,7 +222,7 @@ def _on_invalid(checker: Checker, coding: dict[str, Any], ws: str, path: str, mo
     if concept is None:
         key = f"{ws}|{provider.version}#{coding['code']}"
         if key not in unknown_codes:
-            unknown_codes.append(key)
+            unknown_codes.add(key)
             _unknown_code(provider, coding["code"], path, mt, rs)
         return
     displays = DisplayList()

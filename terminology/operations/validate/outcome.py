@@ -22,15 +22,23 @@ class Outcome:
     """Issues found while validating one request."""
 
     issues: list[Issue] = field(default_factory=list)
+    # (text, expression, severity) of the issues, so that adding one is not a scan of all
+    # (30,000 codings in one CodeableConcept); rebuilt if `issues` was changed directly
+    _seen: set[tuple[str, tuple[str, ...], str]] = field(default_factory=set, repr=False, compare=False)
+    _synced: int = field(default=0, repr=False, compare=False)
 
     def add(self, severity: str, code: str, path: str | None, message_id: str | None,
             text: str, tx_code: str) -> bool:
         """Record an issue unless the same one is already there; True when added."""
         expression = [path] if path else []
-        for i in self.issues:
-            if i.text == text and i.expression == expression and i.severity == severity:
-                return False
+        if self._synced != len(self.issues):
+            self._seen = {(i.text, tuple(i.expression), i.severity) for i in self.issues}
+        key = (text, tuple(expression), severity)
+        if key in self._seen:
+            return False
         self.issues.append(Issue(severity, code, text, expression, tx_code, message_id))
+        self._seen.add(key)
+        self._synced = len(self.issues)
         return True
 
     def add_issue(self, issue: Issue) -> None:

@@ -1,0 +1,126 @@
+"""A thin dispatch for operation GETs, in front of Flask (setting `fast_dispatch`).
+
+A type-level operation GET (`/fhir/CodeSystem/$lookup?...`) is a pure function of its query
+string and a few headers, and Flask's own per-request work (request context, routing, the
+hooks, Werkzeug's response object) costs more than a small operation. This middleware
+answers such a request itself, doing what the Flask route does in the same order (request
+id, query encoding, content negotiation, parameters, the request time limit, the handler)
+and sending the same status line, headers and body bytes. Every error is the same
+OperationOutcome: a FhirError is rendered by its own `outcome()`, as the app's error handler
+does; anything this path is not sure to answer exactly as Flask would (a POST, an instance
+or unknown operation, a non-ASCII or badly encoded query, tx-resource, an unexpected
+exception) goes to Flask, which answers it as before. tests/http/test_dispatch.py compares
+the two answers on every shipped value set and CPT code.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes
+
+import orjson
+from werkzeug.http import HTTP_STATUS_CODES
+
+from terminology.errors import FhirError
+from terminology.http.negotiation import CORS_HEADERS, FHIR_JSON, not_acceptable
+from terminology.http.response_cache import CACHEABLE
+from terminology.operations import HANDLERS, OperationContext
+from terminology.params import bag_from_query
+from terminology.providers.filters import request_deadline
+from terminology.registry import Registry
+from terminology.settings import Settings
+
+TYPE_OPERATION = re.compile(r"/fhir/([^/]+)/\$([^/]+)")
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Answer = tuple[int, bytes, str, float]  # status, body, request id, start time
+
+
+def _status_line(code: int) -> str:
+    """The status line Werkzeug writes for `code`."""
+    return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request headers as `dict(flask.request.headers)` gives them."""
+    out: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            out[key[5:].replace("_", "-").title()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            out[key.replace("_", "-").title()] = value
+    return out
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]] | None:
+    """The query's (name, value) pairs in the order `request.args.items(multi=True)` gives
+    them (grouped by name, names in first-seen order); None when the query is not valid
+    UTF-8 once percent-decoded (Flask answers that with its 400)."""
+    if "%" in query:
+        try:
+            unquote_to_bytes(query).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    grouped: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        grouped.setdefault(name, []).append(value)
+    return [(name, value) for name, values in grouped.items() for value in values]
+
+
+class OperationDispatch:
+    """WSGI middleware: answers type-level operation GETs without entering Flask."""
+
+    def __init__(self, app: WsgiApp, registry: Registry, settings: Settings,
+                 request_id: Callable[[str | None], str], log_access: Callable[..., None]) -> None:
+        self.app = app
+        self.registry = registry
+        self.settings = settings
+        self.request_id = request_id
+        self.log_access = log_access
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        answer = self.answer(environ)
+        if answer is None:
+            return self.app(environ, start_response)
+        status, body, rid, started = answer
+        if status == 200:
+            environ[CACHEABLE] = True  # the response cache keeps it, as for the Flask route
+        start_response(_status_line(status), [
+            ("Content-Type", FHIR_JSON), ("Content-Length", str(len(body))),
+            ("X-Request-Id", rid), *CORS_HEADERS.items()])
+        self.log_access(rid, "GET", environ["PATH_INFO"], status, started)
+        return [body]
+
+    def answer(self, environ: dict[str, Any]) -> Answer | None:
+        """(status, body, request id, start) for a request this path answers, else None."""
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("SCRIPT_NAME"):
+            return None
+        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        match = TYPE_OPERATION.fullmatch(path)
+        if match is None or not path.isascii() or not query.isascii():
+            return None
+        handler = HANDLERS.get((match.group(1), match.group(2)))
+        if handler is None or "tx-resource" in unquote(query):
+            return None
+        started = time.perf_counter()
+        rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
+        pairs = _query_pairs(query)
+        if pairs is None:
+            return None
+        try:
+            fmt = next((v for k, v in pairs if k == "_format"), None)
+            problem = not_acceptable(fmt, environ.get("HTTP_ACCEPT"))
+            if problem is not None:
+                raise problem
+            ctx = OperationContext(self.registry, bag_from_query(pairs), self.settings, None,
+                                   environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
+            with request_deadline(self.settings.request_time_limit):
+                return 200, orjson.dumps(handler(ctx)), rid, started
+        except FhirError as e:  # the app's error handler renders a FhirError the same way
+            return e.status, orjson.dumps(e.outcome()), rid, started
+        except Exception:  # noqa: BLE001  (Flask answers it: its error handler logs the 500)
+            return None
