@@ -35,7 +35,7 @@ from terminology.errors import (
 )
 from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.dispatch import OperationDispatch
-from terminology.http.negotiation import CORS_HEADERS, FHIR_JSON, JSON_TYPES, not_acceptable
+from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON_TYPES, not_acceptable
 from terminology.http.openapi import openapi_spec
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
@@ -177,8 +177,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.after_request
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
-        resp.headers.update(CORS_HEADERS)
-        resp.headers["X-Content-Type-Options"] = "nosniff"  # browsers never guess a type
+        resp.headers.update(EVERY_ANSWER_HEADERS)
         log_access(g.get("request_id", ""), request.method, request.path, resp.status_code,
                    g.get("started", time.perf_counter()))
         return resp

@@ -25,7 +25,7 @@ import orjson
 from werkzeug.http import HTTP_STATUS_CODES
 
 from terminology.errors import FhirError
-from terminology.http.negotiation import CORS_HEADERS, FHIR_JSON, not_acceptable
+from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, not_acceptable
 from terminology.http.response_cache import CACHEABLE
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import bag_from_query
@@ -90,7 +90,7 @@ class OperationDispatch:
             environ[CACHEABLE] = True  # the response cache keeps it, as for the Flask route
         start_response(_status_line(status), [
             ("Content-Type", FHIR_JSON), ("Content-Length", str(len(body))),
-            ("X-Request-Id", rid), *CORS_HEADERS.items()])
+            ("X-Request-Id", rid), *EVERY_ANSWER_HEADERS.items()])
         self.log_access(rid, "GET", environ["PATH_INFO"], status, started)
         return [body]
 
@@ -103,6 +103,10 @@ class OperationDispatch:
         match = TYPE_OPERATION.fullmatch(path)
         if match is None or not path.isascii() or not query.isascii():
             return None
+        if len(path) + len(query) > self.settings.max_url_bytes or sum(
+                len(k) + len(str(v)) for k, v in environ.items()
+                if k.startswith("HTTP_")) > self.settings.max_header_bytes:
+            return None  # Flask answers the 414 / 431
         handler = HANDLERS.get((match.group(1), match.group(2)))
         if handler is None or "tx-resource" in unquote(query):
             return None
@@ -118,7 +122,7 @@ class OperationDispatch:
                 raise problem
             ctx = OperationContext(self.registry, bag_from_query(pairs), self.settings, None,
                                    environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
-            with request_deadline(self.settings.request_time_limit):
+            with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):
                 return 200, orjson.dumps(handler(ctx)), rid, started
         except FhirError as e:  # the app's error handler renders a FhirError the same way
             return e.status, orjson.dumps(e.outcome()), rid, started

@@ -9,6 +9,9 @@ FHIR_JSON = "application/fhir+json; charset=utf-8"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
 # CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
+# On every answer, whoever writes it (Flask's routes, the operation dispatch): CORS, and
+# browsers never guess a content type.
+EVERY_ANSWER_HEADERS = {**CORS_HEADERS, "X-Content-Type-Options": "nosniff"}
 
 
 def not_acceptable(fmt: str | None, accept: str | None) -> NotAcceptable | None:

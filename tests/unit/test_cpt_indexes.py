@@ -35,7 +35,8 @@ def cpt(full_registry: Registry) -> CptProvider:
 
 @pytest.fixture(scope="module")
 def full_client(full_registry: Registry, full_cpt_db: Any) -> Any:
-    settings = Settings(cpt_databases=[full_cpt_db], response_cache_bytes=0)
+    # the licensed-content cap raised, as an operator may: these tests page the whole release
+    settings = Settings(cpt_databases=[full_cpt_db], response_cache_bytes=0, max_cpt_expansion=100_000)
     return create_app(settings, full_registry).test_client()
 
 
