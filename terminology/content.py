@@ -10,8 +10,9 @@ and a restart with unchanged content skips the model validation.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import orjson
 from terminology.cpt import CPT_URL
 from terminology.cpt.provider import CptProvider
 from terminology.errors import BadRequest
+from terminology.packages import PackageError, package_resources
 from terminology.providers.base import CodeSystemProvider
 from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
@@ -31,6 +33,8 @@ RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 PUBLICATION_STATUS = frozenset({"draft", "active", "retired", "unknown"})
 CS_CONTENT = frozenset({"not-present", "example", "fragment", "complete", "supplement"})
 HIERARCHY_MEANING = frozenset({"grouped-by", "is-a", "part-of", "classified-with"})
+NOT_RESOURCES = frozenset({"package.json", ".index.json"})
+log = logging.getLogger("terminology.content")
 
 
 class ContentError(Exception):
@@ -160,8 +164,12 @@ def validate_resource(
         memo.remember(digest)
 
 
-def read_resources(path: Path) -> list[LoadedResource]:
-    """The CodeSystem/ValueSet/ConceptMap resources in one JSON file (a Bundle is unpacked)."""
+def read_resources(path: Path, skipped: Counter[str] | None = None) -> list[LoadedResource]:
+    """The CodeSystem/ValueSet/ConceptMap resources in one JSON file (a Bundle is unpacked).
+
+    Resources of other types (StructureDefinition, examples...) are not terminology content:
+    they are skipped and counted by type in `skipped`; one without a resourceType is an error.
+    """
     try:
         data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as e:
@@ -174,9 +182,22 @@ def read_resources(path: Path) -> list[LoadedResource]:
             res = entry.get("resource")
             if not isinstance(res, dict):
                 raise ContentError(str(path), f"Bundle.entry[{i}]", "entry has no resource")
-            out.append(LoadedResource(f"{path} (Bundle.entry[{i}])", res))
+            if _terminology(res, f"{path} (Bundle.entry[{i}])", skipped):
+                out.append(LoadedResource(f"{path} (Bundle.entry[{i}])", res))
         return out
-    return [LoadedResource(str(path), data)]
+    return [LoadedResource(str(path), data)] if _terminology(data, str(path), skipped) else []
+
+
+def _terminology(resource: dict[str, Any], source: str, skipped: Counter[str] | None) -> bool:
+    """Whether to load `resource`; other FHIR resource types are counted in `skipped`."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        raise ContentError(source, "resourceType", "missing: not a FHIR resource")
+    if rtype in RESOURCE_TYPES:
+        return True
+    if skipped is not None:
+        skipped[rtype] += 1
+    return False
 
 
 def content_files(dirs: Iterable[Path]) -> list[Path]:
@@ -186,20 +207,37 @@ def content_files(dirs: Iterable[Path]) -> list[Path]:
         if d.is_file():
             files.append(d)
         elif d.is_dir():
-            files.extend(sorted(p for p in d.rglob("*.json") if p.is_file()))
+            # package.json and .index.json describe a package folder; they are not resources.
+            files.extend(sorted(p for p in d.rglob("*.json")
+                                if p.is_file() and p.name not in NOT_RESOURCES))
         else:
             raise ContentError(str(d), "(folder)", "does not exist")
     return files
 
 
-def load_registry(dirs: Iterable[Path], memo_path: Path | None = None) -> Registry:
-    """Validate every resource in `dirs`, then build the registry; nothing is half-loaded."""
+def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
+                  packages: Iterable[Path] = ()) -> Registry:
+    """Validate every resource in `dirs` and `packages`, then build the registry.
+
+    Nothing is half-loaded: the first invalid resource raises ContentError. Resources of
+    other types are skipped and logged by type.
+    """
     memo = ValidationMemo(memo_path)
     loaded: list[LoadedResource] = []
+    skipped: Counter[str] = Counter()
     for f in content_files(dirs):
-        for item in read_resources(f):
-            validate_resource(item.resource, item.source, memo)
-            loaded.append(item)
+        loaded.extend(read_resources(f, skipped))
+    for package in packages:
+        try:
+            found = package_resources(package, RESOURCE_TYPES)
+        except PackageError as e:
+            raise ContentError(e.source, "(package)", e.problem) from e
+        loaded.extend(LoadedResource(source, r) for source, r in found)
+    if skipped:
+        log.info("skipped resources that are not terminology content: %s",
+                 ", ".join(f"{n} {t}" for t, n in sorted(skipped.items())))
+    for item in loaded:
+        validate_resource(item.resource, item.source, memo)
     registry = Registry()
     seen: dict[tuple[str, str, str | None], str] = {}
     for item in loaded:
@@ -310,12 +348,15 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
 
 
 def load_content(settings: Settings) -> Registry:
-    """The registry of the content folders plus any CPT databases."""
-    registry = load_registry(settings.content_dirs, settings.validation_cache())
+    """The registry of the content folders and packages plus any CPT databases."""
+    registry = load_registry(settings.content_dirs, settings.validation_cache(), settings.packages)
     for path in settings.cpt_databases:
         # A named but missing database stops the start: a mistyped path (or a volume the
         # operator forgot to mount) must never be served silently as the bundled fragment.
         if not path.is_file():
             raise ContentError(str(path), "(file)", "CPT database does not exist")
         registry.add_code_system(CptProvider.from_database(path))
+    for provider in registry.providers():
+        if isinstance(provider, CptProvider):
+            provider.lookup_copyright = settings.cpt_copyright
     return registry
