@@ -1,6 +1,6 @@
 """Every log line one JSON object: start-up, errors, access lines and the WSGI server's own.
 
-`JsonFormatter` writes {"time", "level", "logger", "message", ...} with the request id of the
+`JsonFormatter` writes {"time", "level", "logger", "message", "pid", ...} with the request id of the
 request being handled (set by the HTTP layer in `request_id`), any `fields` passed as
 `extra={"fields": {...}}` and, for an exception, its traceback as one string. `configure`
 installs it on the root logger; `dict_config` is the same as a logging.config dictionary,
@@ -34,6 +34,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         rid = request_id.get()
         if rid:

@@ -37,6 +37,47 @@ class WorkerCounter:
         metrics.record_worker_start(restart=n > self.workers)
 
 
+class Retirement:
+    """Tells a worker that a reload has begun and it is about to be replaced.
+
+    The main process bumps a shared generation on SIGHUP; a worker born before the bump
+    then answers with `Connection: close`, so clients open their next request on a new
+    connection (to a new worker) instead of reusing one the old worker is about to close:
+    closing an idle keep-alive connection races with a client sending on it, which the
+    client sees as a failed request.
+    """
+
+    def __init__(self) -> None:
+        self._generation = multiprocessing.get_context("fork").RawValue("i", 0)
+        self.born = 0
+
+    def bump(self) -> None:
+        """In the main process: every worker alive now is to be replaced."""
+        self._generation.value += 1
+
+    def worker_born(self) -> None:
+        """In a new worker: it belongs to the current generation."""
+        self.born = self._generation.value
+
+    def retired(self) -> bool:
+        """Whether this worker is to be replaced (a reload began after it started)."""
+        return bool(self._generation.value != self.born)
+
+    def wrap(self, wsgi_app: Any) -> Any:
+        """`wsgi_app` answering `Connection: close` once this worker is retired."""
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            if not self.retired():
+                return wsgi_app(environ, start_response)
+
+            def closing(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+                return start_response(status, [*headers, ("Connection", "close")], *exc)
+
+            return wsgi_app(environ, closing)
+
+        return app
+
+
 def prepare_production(app: Flask, settings: Settings) -> dict[str, Callable[..., Any]]:
     """Wire reload, metrics port and pid file for a served `app`; the hooks server.py runs.
 
@@ -57,4 +98,15 @@ def prepare_production(app: Flask, settings: Settings) -> dict[str, Callable[...
 
         atexit.register(_remove_pid_file)
     counter = WorkerCounter(settings.workers)
-    return {"worker_started": counter.started, "reload": lambda *_: reload_content(app)}
+    retirement = Retirement()
+    app.wsgi_app = retirement.wrap(app.wsgi_app)  # type: ignore[method-assign]
+
+    def worker_started() -> None:
+        retirement.worker_born()
+        counter.started()
+
+    def reload(*_: Any) -> None:
+        retirement.bump()
+        reload_content(app)
+
+    return {"worker_started": worker_started, "reload": reload}
