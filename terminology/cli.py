@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _apply_flags(s: Settings, args: argparse.Namespace) -> None:
     if getattr(args, "host", None):
         s.host = args.host
-    if getattr(args, "port", None):
+    if getattr(args, "port", None) is not None:
         s.port = args.port
     if getattr(args, "content", None):
         s.content_dirs = [*s.content_dirs, *args.content]
@@ -44,9 +44,9 @@ def _apply_flags(s: Settings, args: argparse.Namespace) -> None:
         s.packages = [*s.packages, *args.package]
     if getattr(args, "pid_file", None):
         s.pid_file = args.pid_file
-    if getattr(args, "workers", None):
+    if getattr(args, "workers", None) is not None:
         s.workers = args.workers
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         s.threads = args.threads
     if getattr(args, "server", None):
         s.server = args.server

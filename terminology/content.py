@@ -347,14 +347,28 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
     return overlay
 
 
+def cpt_database_files(paths: Iterable[Path]) -> list[Path]:
+    """The CPT databases named: files as given, folders as every *.db they hold.
+
+    A named but missing path stops the start: a mistyped path (or a volume the operator
+    forgot to mount) must never be served silently as the bundled fragment. An existing
+    folder with no database (the default mount of docker-compose.yml) adds nothing.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.glob("*.db") if p.is_file()))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ContentError(str(path), "(file)", "CPT database does not exist")
+    return out
+
+
 def load_content(settings: Settings) -> Registry:
     """The registry of the content folders and packages plus any CPT databases."""
     registry = load_registry(settings.content_dirs, settings.validation_cache(), settings.packages)
-    for path in settings.cpt_databases:
-        # A named but missing database stops the start: a mistyped path (or a volume the
-        # operator forgot to mount) must never be served silently as the bundled fragment.
-        if not path.is_file():
-            raise ContentError(str(path), "(file)", "CPT database does not exist")
+    for path in cpt_database_files(settings.cpt_databases):
         registry.add_code_system(CptProvider.from_database(path))
     for provider in registry.providers():
         if isinstance(provider, CptProvider):

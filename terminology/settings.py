@@ -55,7 +55,8 @@ class Settings:
              "separated by ':'; their CodeSystems, ValueSets and ConceptMaps are loaded",
         factory=list)
     cpt_databases: list[Path] = setting(
-        help="CPT SQLite databases, separated by ':' (several versions side by side)",
+        help="CPT SQLite databases, separated by ':' (several versions side by side); a "
+             "folder means every *.db in it",
         factory=list)
     cpt_copyright: str = setting(CPT_COPYRIGHT_NOTICE,
                                  "copyright notice in every CPT $lookup answer")

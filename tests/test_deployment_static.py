@@ -98,8 +98,10 @@ def test_two_identical_replicas_drain_within_their_stop_grace_period() -> None:
     grace = int(first["stop_grace_period"].removesuffix("s"))
     assert grace > GUNICORN_GRACEFUL_TIMEOUT
     assert "/readyz" in " ".join(first["healthcheck"]["test"])
-    # Without a licensed database the default start serves the bundled fragment.
-    assert first["environment"]["TX_CPT_DATABASES"] == "${TX_CPT_DATABASES:-}"
+    # By default every database in the read-only mount; with none there, the bundled fragment.
+    assert first["environment"]["TX_CPT_DATABASES"] == "${TX_CPT_DATABASES:-/data/cpt}"
+    mounts = {v["target"]: v for v in first["volumes"]}
+    assert mounts["/data/cpt"]["read_only"] is True
 
 
 def test_nginx_template_variables_are_all_set_and_upstreams_are_the_replicas() -> None:
@@ -115,3 +117,22 @@ def test_licensed_data_never_enters_the_image() -> None:
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert "**/*.db" in ignore
     assert "deploy/" not in DOCKERFILE.read_text()
+
+
+def test_compose_has_no_empty_default_that_podman_compose_cannot_expand() -> None:
+    # podman-compose 1.0.3 leaves `${VAR:-}` unexpanded and the replicas crash-loop.
+    text = COMPOSE.read_text()
+    assert re.findall(r"\$\{\w+:?-\}", text) == []
+    assert all(default.strip() for default in re.findall(r"\$\{\w+:?-([^}]*)\}", text))
+
+
+def test_published_port_is_bound_to_this_machine_by_default() -> None:
+    published = [p for s in compose()["services"].values() for p in s.get("ports", [])]
+    assert published
+    for port in published:
+        address = re.match(r"\$\{\w+:-([^}]+)\}:", str(port))
+        assert address is not None and address.group(1) == "127.0.0.1", port
+
+
+def test_dot_env_is_never_committed() -> None:
+    assert ".env" in (REPO / ".gitignore").read_text().splitlines()

@@ -25,7 +25,7 @@ from typing import Any
 
 from flask import Flask
 
-from terminology.content import ContentError, content_files, load_content
+from terminology.content import ContentError, content_files, cpt_database_files, load_content
 from terminology.http import metrics
 from terminology.registry import Registry
 from terminology.settings import Settings
@@ -39,7 +39,7 @@ def content_version(settings: Settings) -> str:
     digest = hashlib.sha256()
     try:
         paths: list[Path] = [*content_files(settings.content_dirs), *settings.packages,
-                             *settings.cpt_databases]
+                             *cpt_database_files(settings.cpt_databases)]
     except ContentError:
         return "unknown"
     for p in paths:
