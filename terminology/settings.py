@@ -195,7 +195,10 @@ def settings_markdown() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for f in fields(Settings):
         default = _shown_default(f).replace(str(BUNDLED_CONTENT), "codesystems/ of the checkout")
-        rows.append(f"| `{env_name(f)}` | {default} | {f.metadata.get('help', '')} |")
+        text = f.metadata.get("help", "").replace("*", "\\*").replace("|", "\\|")
+        if f.metadata.get("choices"):
+            text += f" (one of {', '.join(f.metadata['choices'])})"
+        rows.append(f"| `{env_name(f)}` | {default} | {text} |")
     return "\n".join(rows)
 
 
