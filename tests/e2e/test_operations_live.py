@@ -103,14 +103,19 @@ def counter(metrics: dict[str, float], name: str, **labels: str) -> float:
     return metrics.get(f"{name}{{{inner}}}" if labels else name, 0.0)
 
 
-def wait_for_version(server: Server, version: str, timeout: float = 40) -> None:
-    """Until several fresh connections in a row (either worker) serve `version`."""
+def replaced_workers(server: Server) -> int:
+    """How many old workers granian has stopped after replacing them (its own log lines)."""
+    return sum(1 for line in server.log_lines() if "Stopped old worker-" in line)
+
+
+def wait_for_version(server: Server, version: str, replaced_before: int,
+                     timeout: float = 40) -> None:
+    """Until both workers were replaced, then check that fresh connections serve `version`."""
     deadline = time.monotonic() + timeout
-    streak = 0
-    while streak < 8:
-        streak = streak + 1 if server.served_version() == version else 0
-        assert time.monotonic() < deadline, f"version {version} never served by every worker"
-        time.sleep(0.05)
+    while replaced_workers(server) < replaced_before + 2:
+        assert time.monotonic() < deadline, "the workers were not replaced"
+        time.sleep(0.1)
+    assert {server.served_version() for _ in range(6)} == {version}
 
 
 def test_metrics_count_a_known_request_mix_across_both_workers(server: Server) -> None:
@@ -175,12 +180,13 @@ def test_sighup_reload_swaps_content_under_load_without_a_failed_request(server:
         t.start()
     try:
         time.sleep(0.5)
+        replaced = replaced_workers(server)
         (server.content / "vs.json").write_bytes(value_set("2"))
         run = subprocess.run([sys.executable, "-m", "terminology.cli", "reload",
                               "--pid-file", str(server.pid_file)],
                              capture_output=True, text=True, timeout=30)
         assert run.returncode == 0, run.stderr
-        wait_for_version(server, "2")
+        wait_for_version(server, "2", replaced)
         time.sleep(0.5)
     finally:
         stop.set()
@@ -195,6 +201,7 @@ def test_sighup_reload_swaps_content_under_load_without_a_failed_request(server:
 
 def test_broken_reload_keeps_the_old_content_and_logs_why(server: Server) -> None:
     current = server.served_version()
+    replaced = replaced_workers(server)
     (server.content / "broken.json").write_text('{"resourceType": "ValueSet", "status": "bogus"}')
     try:
         before = counter(scrape(server.root), "tx_content_loads_total", result="failed")
@@ -203,8 +210,7 @@ def test_broken_reload_keeps_the_old_content_and_logs_why(server: Server) -> Non
         while "reload failed" not in server.log.read_text():
             assert time.monotonic() < deadline, "no reload failure logged"
             time.sleep(0.1)
-        time.sleep(8)  # the workers are replaced one by one, on the old content
-        assert server.served_version() == current
+        wait_for_version(server, current, replaced)  # replaced one by one, on the old content
         failed = counter(scrape(server.root), "tx_content_loads_total", result="failed")
         assert failed == before + 1
         logged = [orjson.loads(line) for line in server.log_lines() if "reload failed" in line]
@@ -215,11 +221,12 @@ def test_broken_reload_keeps_the_old_content_and_logs_why(server: Server) -> Non
 
 
 def test_admin_endpoint_reloads_with_the_token(server: Server) -> None:
+    replaced = replaced_workers(server)
     (server.content / "vs.json").write_bytes(value_set("3"))
     resp = requests.post(f"{server.root}/admin/reload", timeout=30,
                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert resp.status_code == 202
-    wait_for_version(server, "3")
+    wait_for_version(server, "3", replaced)
 
 
 def test_every_line_the_server_wrote_is_json(server: Server) -> None:
