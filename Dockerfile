@@ -46,7 +46,7 @@ USER 10001:10001
 
 # Validate the bundled content now: a broken resource fails the build, not the deployment,
 # and the remembered hashes make every replica's start skip the slow model validation.
-RUN ["python", "-c", "from terminology.http.server import load_content; from terminology.settings import Settings; r = load_content(Settings.from_env()); print(len(r.providers()), 'code systems valid')"]
+RUN ["python", "-c", "from terminology.content import load_content; from terminology.settings import Settings; r = load_content(Settings.from_env()); print(len(r.providers()), 'code systems valid')"]
 
 EXPOSE 8080
 

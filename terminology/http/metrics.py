@@ -11,6 +11,7 @@ type or operation in a URL counts as "other"), `status` an HTTP status code.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -62,6 +63,7 @@ STORE_WRITES = Counter("tx_store_writes", "Writes to the resource store, by type
                        ["resource_type", "action"])
 
 
+@functools.lru_cache(maxsize=4096)  # paths are client-controlled: bounded
 def operation_label(path: str) -> str:
     """The bounded `operation` label of a request path."""
     if path in PLAIN_ROUTES:
@@ -78,16 +80,26 @@ def operation_label(path: str) -> str:
     return "other"
 
 
+# The labelled series, found once each (.labels() takes a lock and builds a key every call);
+# keys are bounded: operation labels times HTTP statuses.
+_series: dict[tuple[str, int], tuple[Any, Any]] = {}
+_CACHE_SERIES = (CACHE.labels("miss"), CACHE.labels("hit"))
+
+
 def record_request(path: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
     op = operation_label(path)
-    REQUESTS.labels(op, str(status)).inc()
-    LATENCY.labels(op).observe(seconds)
+    series = _series.get((op, status))
+    if series is None:
+        series = _series.setdefault((op, status), (REQUESTS.labels(op, str(status)),
+                                                   LATENCY.labels(op)))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def record_cache(hit: bool) -> None:
     """Count one response-cache lookup."""
-    CACHE.labels("hit" if hit else "miss").inc()
+    _CACHE_SERIES[hit].inc()
 
 
 def record_expansion(body: dict[str, Any]) -> None:
