@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import sys
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -68,3 +69,9 @@ def configure(level: str = "info") -> None:
     """Send every log record of this process through the JSON formatter."""
     logging.config.dictConfig(dict_config(level))
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """An exception nothing caught, as one JSON line (not Python's plain traceback)."""
+    logging.getLogger("terminology").critical("unhandled error: %s", exc, exc_info=(kind, exc, tb))
