@@ -53,13 +53,19 @@ def test_a_secret_setting_is_never_echoed_in_its_error() -> None:
     assert "s3cret" not in settings_help()
 
 
-def test_serve_with_a_bad_variable_exits_2_with_one_line_and_no_traceback() -> None:
+@pytest.mark.parametrize(("variable", "value", "line"), [
+    ("TX_PORT", "abc", "error: TX_PORT='abc': expected an integer (TCP port of the FHIR API)"),
+    ("TX_SERVER", "uwsgi", "error: TX_SERVER='uwsgi': expected one of granian, gunicorn"),
+    ("TX_METRICS", "maybe", "error: TX_METRICS='maybe': expected true or false "
+                            "(serve Prometheus metrics at GET /metrics)"),
+])
+def test_serve_with_a_bad_variable_exits_2_with_one_line_and_no_traceback(
+        variable: str, value: str, line: str) -> None:
     run = subprocess.run([sys.executable, "-m", "terminology.cli", "serve"],
                          capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "TX_PORT": "abc"})
+                         env={**os.environ, variable: value})
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines() == [
-        "error: TX_PORT='abc': expected an integer (TCP port of the FHIR API)"]
+    assert run.stderr.strip().splitlines() == [line]
     assert run.stdout == ""
 
 
