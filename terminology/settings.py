@@ -36,9 +36,10 @@ def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING,
     """A Settings field with its description and the checks its values must pass."""
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
             "secret": secret}
+    # A secret never appears in repr(settings), so logging the settings cannot leak it.
     if factory is not MISSING:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default_factory=factory, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass
