@@ -8,6 +8,7 @@ the image's content folder is where TX_CONTENT_DIRS points, licensed data never 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -136,3 +137,19 @@ def test_published_port_is_bound_to_this_machine_by_default() -> None:
 
 def test_dot_env_is_never_committed() -> None:
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_podman_compose_expands_every_variable() -> None:
+    # Debian's podman-compose 1.0.3 (`apt-get install podman-compose`) left
+    # `${TX_CPT_DATABASES:-}` unexpanded and both replicas crash-looped. --dry-run prints
+    # the podman commands it would run, with every variable as it expanded it.
+    found = shutil.which("podman-compose")
+    if found is None:
+        pytest.skip("podman-compose is not installed (apt-get install podman-compose)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TX_")}
+    run = subprocess.run([found, "-f", str(COMPOSE), "--dry-run", "up", "-d"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "${" not in run.stdout
+    assert run.stdout.count("TX_CPT_DATABASES=/data/cpt") == 2
+    assert "-p 127.0.0.1:8080:8080" in run.stdout
