@@ -82,7 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     record_loaded(app, time.monotonic() - started)
     log.info("serving http://%s:%s/fhir", settings.host, settings.port)
     if args.dev:
+        import flask.cli
+
         install_sighup(app)
+        flask.cli.show_server_banner = lambda *_a, **_k: None  # plain text; werkzeug logs it
         app.run(host=settings.host, port=settings.port, threaded=True)
         return 0
     from terminology.http.launch import prepare_production

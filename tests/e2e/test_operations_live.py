@@ -255,3 +255,31 @@ def test_a_start_on_broken_content_exits_2_with_json_lines(tmp_path: Path) -> No
     assert run.returncode == 2
     lines = [orjson.loads(line) for line in (run.stdout + run.stderr).splitlines() if line]
     assert any(r["level"] == "error" and re.search(r"bad\.json.*nope", r["message"]) for r in lines)
+
+
+def test_dev_server_reloads_in_place_on_sighup_and_logs_json(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "vs.json").write_bytes(value_set("1"))
+    port, log = free_port(), tmp_path / "dev.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "terminology.cli", "serve", "--dev", "--host", "127.0.0.1",
+             "--port", str(port), "--content", str(content)],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "TX_CACHE_DIR": str(tmp_path / "cache")})
+    dev = Server(f"http://127.0.0.1:{port}", proc, log, content, tmp_path / "none")
+    try:
+        wait_ready(f"{dev.root}/readyz", proc, log)
+        assert dev.served_version() == "1"
+        (content / "vs.json").write_bytes(value_set("2"))
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while dev.served_version() != "2":
+            assert time.monotonic() < deadline, "the dev server never swapped its content"
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    records = [orjson.loads(line) for line in dev.log_lines()]
+    assert sum(r["message"] == "content loaded" for r in records) == 2
