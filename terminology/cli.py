@@ -50,6 +50,8 @@ def _apply_flags(s: Settings, args: argparse.Namespace) -> None:
         s.threads = args.threads
     if getattr(args, "server", None):
         s.server = args.server
+    if getattr(args, "cpt_rules", None):
+        s.cpt_rules = args.cpt_rules
 
 
 def _load(settings: Settings) -> Any:
@@ -181,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=None, help="threads per worker")
     serve.add_argument("--server", choices=("granian", "gunicorn"), default=None,
                        help="production WSGI server (default granian)")
+    serve.add_argument("--cpt-rules", choices=("cpt", "tx.fhir.org"), default=None,
+                       help="rules for CPT modifier expressions (default cpt: CPT and CMS "
+                            "guidance; tx.fhir.org: tx.fhir.org's rules exactly)")
     serve.add_argument("--dev", action="store_true", help="use Flask's development server")
     serve.set_defaults(func=cmd_serve)
 
@@ -198,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     imp = sub.add_parser("import-cpt", help="import an AMA CPT release into a SQLite database")
-    imp.add_argument("source", type=Path, help="the AMA release folder")
+    imp.add_argument("source", type=Path, help="the AMA release folder, or the release .zip")
     imp.add_argument("--version", required=True, help="the CPT version, e.g. 2026")
     imp.add_argument("--out", type=Path, required=True, help="the SQLite file to write")
     imp.set_defaults(func=cmd_import_cpt)

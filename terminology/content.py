@@ -22,6 +22,7 @@ import orjson
 
 from terminology.cpt import CPT_URL
 from terminology.cpt.provider import CptProvider
+from terminology.cpt.rules import CPT_RULES, RULE_SETS
 from terminology.errors import BadRequest
 from terminology.packages import PackageError, package_resources
 from terminology.providers.base import CodeSystemProvider
@@ -216,12 +217,21 @@ def content_files(dirs: Iterable[Path]) -> list[Path]:
 
 
 def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
-                  packages: Iterable[Path] = ()) -> Registry:
+                  packages: Iterable[Path] = (), cpt_rules: str = CPT_RULES) -> Registry:
     """Validate every resource in `dirs` and `packages`, then build the registry.
 
     Nothing is half-loaded: the first invalid resource raises ContentError. Resources of
-    other types are skipped and logged by type.
+    other types are skipped and logged by type. The CPT ConceptMaps derived from each CPT
+    release loaded are added at the end.
     """
+    registry = _load_files(dirs, memo_path, packages, cpt_rules)
+    _add_derived_maps(registry)
+    return registry
+
+
+def _load_files(dirs: Iterable[Path], memo_path: Path | None, packages: Iterable[Path],
+                cpt_rules: str) -> Registry:
+    """The registry of the resources in `dirs` and `packages` (see load_registry)."""
     memo = ValidationMemo(memo_path)
     loaded: list[LoadedResource] = []
     skipped: Counter[str] = Counter()
@@ -247,7 +257,7 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
             raise ContentError(item.source, f"{r['resourceType']}.url",
                                f"{key[1]}|{key[2]} is also defined in {seen[key]}")
         seen[key] = item.source
-        add_resource(registry, r)
+        add_resource(registry, r, cpt_rules)
     memo.save()
     for provider in registry.providers():
         prepare = getattr(provider, "prepare_indexes", None)
@@ -256,21 +266,22 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
     return registry
 
 
-def make_provider(resource: dict[str, Any]) -> CodeSystemProvider:
-    """The provider for a CodeSystem resource: CPT's for CPT, the FHIR provider otherwise."""
+def make_provider(resource: dict[str, Any], cpt_rules: str = CPT_RULES) -> CodeSystemProvider:
+    """The provider for a CodeSystem resource: CPT's for CPT (checking expressions with the
+    rule set `cpt_rules`), the FHIR provider otherwise."""
     if resource.get("url") == CPT_URL:
-        return CptProvider.from_codesystem(resource)
+        return CptProvider.from_codesystem(resource, cpt_rules)
     return FhirCodeSystemProvider(resource)
 
 
-def add_resource(registry: Registry, resource: dict[str, Any]) -> None:
+def add_resource(registry: Registry, resource: dict[str, Any], cpt_rules: str = CPT_RULES) -> None:
     """Put one validated resource into the registry."""
     rtype = resource["resourceType"]
     if rtype == "CodeSystem":
         if resource.get("content") == "supplement":
             registry.add_supplement(resource)
         else:
-            registry.add_code_system(make_provider(resource))
+            registry.add_code_system(make_provider(resource, cpt_rules))
     elif rtype == "ValueSet":
         registry.add_value_set(resource)
     elif rtype == "ConceptMap":
@@ -366,11 +377,28 @@ def cpt_database_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_content(settings: Settings) -> Registry:
-    """The registry of the content folders and packages plus any CPT databases."""
-    registry = load_registry(settings.content_dirs, settings.validation_cache(), settings.packages)
+    """The registry of the content folders and packages plus any CPT databases, CPT
+    expressions checked with the rule set `settings.cpt_rules`, and the ConceptMaps derived
+    from CPT."""
+    if settings.cpt_rules not in RULE_SETS:
+        raise ContentError("settings", "cpt_rules (TX_CPT_RULES)",
+                           f"{settings.cpt_rules!r} is not one of {', '.join(RULE_SETS)}")
+    registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
+                           settings.cpt_rules)
     for path in cpt_database_files(settings.cpt_databases):
-        registry.add_code_system(CptProvider.from_database(path))
+        registry.add_code_system(CptProvider.from_database(path, settings.cpt_rules))
+    _add_derived_maps(registry)
     for provider in registry.providers():
         if isinstance(provider, CptProvider):
             provider.lookup_copyright = settings.cpt_copyright
     return registry
+
+
+def _add_derived_maps(registry: Registry) -> None:
+    """Register the ConceptMaps derived from each CPT release served (contrast alternatives,
+    DICOM modality): ordinary ConceptMaps for read, search and $translate. A database of the
+    bundled fragment's version replaces the fragment, so only the release served is used."""
+    for provider in registry.providers():
+        if isinstance(provider, CptProvider):
+            for concept_map in provider.derived_concept_maps():
+                registry.add_concept_map(concept_map)

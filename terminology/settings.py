@@ -66,6 +66,10 @@ class Settings:
                                       minimum=1)
     max_cpt_expansion: int = setting(1_000, "largest CPT expansion (tx.fhir.org caps at 1000)",
                                      minimum=1)
+    # terminology/cpt/rules.py RULE_SETS; content.load_content checks the name as well.
+    cpt_rules: str = setting(
+        "cpt", "which rules make a CPT expression (72126:26) valid: cpt (CPT and CMS "
+               "guidance) or tx.fhir.org (its rules exactly)", choices=("cpt", "tx.fhir.org"))
     max_body_bytes: int = setting(10 * 1024 * 1024, "largest request body in bytes (413 above)",
                                   minimum=1)
     request_time_limit: float = setting(

@@ -1,12 +1,15 @@
 """Everything that knows AMA CPT, and nothing else.
 
-CPT support is five pieces:
+CPT support is six pieces:
 - release.py: the release model (concepts, designations, properties) and tx.fhir.org's
   SQLite format (tables Information, Concepts, Designations, Properties), read and written;
 - provider.py: `CptProvider`, the CodeSystemProvider over a release (a database or the
   bundled fragment), with CPT's filters and copyright;
-- rules.py: modifier expressions (`72126:26`) and the rules that make one valid;
+- rules.py: modifier expressions (`72126:26`) and the two rule sets that make one valid
+  (`cpt`, the default, from CPT/CMS guidance; `tx.fhir.org`, its rules exactly);
 - facets.py: the imaging facets (modality, body region, contrast) derived from descriptors;
+- concept_maps.py: the ConceptMaps derived from the facets at load (contrast alternatives,
+  CPT to DICOM modality), registered by terminology.content like any other ConceptMap;
 - ama_import.py and synthetic.py: AMA distribution files -> a release database, and the
   generator of a full-size synthetic release for tests and benchmarks.
 

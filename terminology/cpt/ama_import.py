@@ -1,8 +1,11 @@
 """Import an AMA CPT distribution (the licensed data files) into a `CptRelease`.
 
-Files are found by name anywhere under the release folder (case-insensitive); a name found
-twice is an error. Every file is UTF-8 (a BOM is allowed), or else cp1252. Line numbers in
-errors count physical lines from 1.
+The release is a folder or the release .zip itself (extracted to a temporary folder; errors
+name the file as `release.zip!path`). Files are found by name anywhere under the release
+(case-insensitive); a name found twice is an error. Every file is UTF-8 (a BOM is allowed),
+or else cp1252; lines may end in CRLF and carry trailing spaces. Line numbers in errors
+count physical lines from 1. Anything else unexpected is an error naming the file and line,
+and nothing is written.
 
 Descriptor files, one code per record
     LONGULT.txt   required. Long descriptors, mixed case: the display.
@@ -15,7 +18,9 @@ Descriptor files, one code per record
     MEDU/SHORTU records are fixed width: the 5-character code, one space, the descriptor
     (trailing padding removed). Blank lines among the records are skipped.
 
-Tab-separated files with a header row (lines before the header row are ignored)
+Tab-separated files with a header row (lines before the header row are ignored; fields may
+be quoted as spreadsheets export them, "a ""quoted"" word", even over several lines;
+empty trailing fields beyond the header's are ignored)
     ConsumerDescriptor.txt   concept_id, cpt_code, consumer_descriptor  -> `consumer`
     ClinicianDescriptor.txt  concept_id, cpt_code, clinician_descriptor_id,
                              clinician_descriptor -> `clinician` (several per code, in
@@ -50,7 +55,8 @@ MODUL.txt (optional): CPT Appendix A, in this layout (our own; the AMA's file is
         "level i"               -> cat-1             two digits
         anything else           -> general           two digits
 
-    A column-0 line starting with a code of the current section opens a modifier; its
+    A column-0 line starting with a code of the current section, or the code and a colon
+    (`P1: A normal healthy patient`, as the AMA's own pipeline writes it), opens a modifier; its
     display is that line's text plus its indented continuation lines, whitespace collapsed
     (the file writes "Title: text"). Lines before the first heading are introduction and
     ignored; blank lines are ignored. A code listed in several sections (typically general
@@ -72,8 +78,11 @@ radiology codes 70010-79999 adds `modality`, `body-region`, `contrast`.
 
 from __future__ import annotations
 
+import csv
 import re
 import sqlite3
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +128,7 @@ _MODIFIER_CODES = {
     "hcpcs": re.compile(r"[A-Z0-9]{2}"),
 }
 _UNDEFINED_IN_CP1252 = "0x81, 0x8D, 0x8F, 0x90, 0x9D"
+MAX_ZIP_BYTES = 4 * 1024**3  # uncompressed; a CPT release is a few hundred MB
 
 
 class AmaImportError(Exception):
@@ -155,13 +165,38 @@ class _Modifier:
 
 
 def import_ama_release(source_dir: Path, version: str) -> CptRelease:
-    """Read an AMA CPT release folder into a CptRelease of the given version."""
+    """Read an AMA CPT release (a folder or the release .zip) into a CptRelease."""
     source_dir = Path(source_dir)
+    if source_dir.is_file() and zipfile.is_zipfile(source_dir):
+        return _import_zip(source_dir, version)
     if not source_dir.is_dir():
-        raise AmaImportError(str(source_dir), None, "not a folder")
+        raise AmaImportError(str(source_dir), None, "not a folder or a .zip of the release")
+    return _import_folder(source_dir, version, str(source_dir))
+
+
+def _import_zip(archive: Path, version: str) -> CptRelease:
+    """Extract the release .zip to a temporary folder and import that."""
+    with tempfile.TemporaryDirectory(prefix="cpt-release-") as tmp:
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                if sum(info.file_size for info in zf.infolist()) > MAX_ZIP_BYTES:
+                    raise AmaImportError(str(archive), None, "more than 4 GiB uncompressed: "
+                                         "not a CPT release")
+                zf.extractall(tmp)  # member names are sanitised: nothing lands outside tmp
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise AmaImportError(str(archive), None, f"damaged zip: {e}") from e
+        try:
+            return _import_folder(Path(tmp), version, str(archive))
+        except AmaImportError as e:
+            file = e.file if e.file == str(archive) else f"{archive.name}!{e.file}"
+            raise AmaImportError(file, e.line, e.message) from None
+
+
+def _import_folder(source_dir: Path, version: str, label: str) -> CptRelease:
+    """Read a release folder (`label` names it in messages)."""
     if not version.strip():
-        raise AmaImportError(str(source_dir), None, "the CPT version is empty")
-    files = _FileIndex(source_dir)
+        raise AmaImportError(label, None, "the CPT version is empty")
+    files = _FileIndex(source_dir, label)
     release = CptRelease(version=version.strip())
     _read_long(files.required(LONG), release)
     for name, dtype in ((UPPER, "upper"), (MEDIUM, "med"), (SHORT, "short")):
@@ -197,8 +232,9 @@ def import_to_db(source_dir: Path, version: str, out: Path) -> CptRelease:
 class _FileIndex:
     """The files of a release folder, by lower-cased name."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, label: str) -> None:
         self.root = root
+        self.label = label
         self.by_name: dict[str, list[Path]] = {}
         for path in sorted(root.rglob("*")):
             if path.is_file():
@@ -223,7 +259,7 @@ class _FileIndex:
         """The file called `name`; an error when the release does not have it."""
         src = self.optional(name)
         if src is None:
-            raise AmaImportError(name, None, f"required file not found under {self.root}")
+            raise AmaImportError(name, None, f"required file not found in {self.label}")
         return src
 
     def appendix_p(self) -> _Source | None:
@@ -362,21 +398,37 @@ def _tsv(src: _Source, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str
     """(line number, {column: value}) for each row after the header row naming `columns`."""
     lines = _read_lines(src)
     header_at, header = _tsv_header(src, lines, columns)
-    for i in range(header_at + 1, len(lines)):
-        if not lines[i].strip():
-            continue
-        cells = lines[i].split("\t")
+    for line_no, cells in _tsv_rows(src, lines, header_at + 1):
+        while len(cells) > len(header) and not cells[-1].strip():
+            cells.pop()  # spreadsheets pad rows with empty trailing fields
         if len(cells) != len(header):
-            raise AmaImportError(src.name, i + 1, f"malformed line: {len(cells)} tab-separated "
-                                 f"fields where the header row has {len(header)}")
-        row = dict(zip(header, (c.strip() for c in cells), strict=True))
-        yield i + 1, {c: row[c] for c in columns}
+            raise AmaImportError(src.name, line_no, f"malformed line: {len(cells)} "
+                                 f"tab-separated fields where the header row has {len(header)}")
+        row = dict(zip(header, (" ".join(c.split()) for c in cells), strict=True))
+        yield line_no, {c: row[c] for c in columns}
+
+
+def _tsv_rows(src: _Source, lines: list[str], start: int) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of each non-blank row from index `start`: tab-separated,
+    fields optionally quoted (a quoted field may hold tabs and line breaks)."""
+    reader = csv.reader((line + "\n" for line in lines[start:]), delimiter="\t",
+                        quotechar='"', strict=True)
+    first = start + 1
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                yield first, cells
+            first = start + reader.line_num + 1
+    except csv.Error as e:
+        raise AmaImportError(src.name, start + reader.line_num,
+                             f"malformed line: {e} (quoted fields are \"text\", with \"\" "
+                             "for a quote inside)") from e
 
 
 def _tsv_header(src: _Source, lines: list[str], columns: tuple[str, ...]) -> tuple[int, list[str]]:
     """The index and normalised cells of the header row (the first naming every column)."""
     for i, line in enumerate(lines):
-        cells = [c.strip().lower().replace(" ", "_") for c in line.split("\t")]
+        cells = [c.strip().strip('"').strip().lower().replace(" ", "_") for c in line.split("\t")]
         if all(c in cells for c in columns):
             return i, cells
     raise AmaImportError(src.name, None, f"no header row with the columns {', '.join(columns)}")
@@ -471,6 +523,9 @@ class _ModifierParser:
             return
         token, *more = line.split(maxsplit=1)
         rest = more[0] if more else ""
+        if token.endswith(":") and self.section is not None and (
+                _MODIFIER_CODES[self.section].fullmatch(token[:-1])):
+            token = token[:-1]  # `P1: A normal healthy patient`
         if self.section is not None and _MODIFIER_CODES[self.section].fullmatch(token):
             self.close()
             self.current = _open_modifier(self.src, line_no, token, self.section, rest,

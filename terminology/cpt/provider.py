@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from terminology.cpt import rules as cpt_rules
+from terminology.cpt.concept_maps import derived_concept_maps
 from terminology.cpt.release import (
     CPT_URL,
     CptConcept,
@@ -141,8 +142,10 @@ class CptProvider:
     unclosed_reason = UNCLOSED_REASON
     lookup_copyright = LOOKUP_COPYRIGHT  # the setting cpt_copyright, set at load
 
-    def __init__(self, release: CptRelease, resource: dict[str, Any]) -> None:
+    def __init__(self, release: CptRelease, resource: dict[str, Any],
+                 rule_set: str = cpt_rules.CPT_RULES) -> None:
         self.url: str = CPT_URL
+        self.rule_set = cpt_rules.check_rule_set(rule_set)
         self.version: str | None = release.version
         self.name: str | None = resource.get("name")
         self.title: str | None = resource.get("title")
@@ -159,15 +162,17 @@ class CptProvider:
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def from_codesystem(cls, resource: dict[str, Any]) -> CptProvider:
+    def from_codesystem(cls, resource: dict[str, Any],
+                        rule_set: str = cpt_rules.CPT_RULES) -> CptProvider:
         """A provider over a CPT CodeSystem resource (the bundled imaging fragment)."""
-        return cls(release_from_codesystem(resource), resource)
+        return cls(release_from_codesystem(resource), resource, rule_set)
 
     @classmethod
-    def from_database(cls, path: str | os.PathLike[str]) -> CptProvider:
+    def from_database(cls, path: str | os.PathLike[str],
+                      rule_set: str = cpt_rules.CPT_RULES) -> CptProvider:
         """A provider over a tx.fhir.org-format CPT database (the operator's licensed CPT)."""
         release = read_cpt_db(path)
-        return cls(release, database_resource(release))
+        return cls(release, database_resource(release), rule_set)
 
     # -- the provider protocol -------------------------------------------------------------
 
@@ -176,7 +181,7 @@ class CptProvider:
         found = self._concepts.get(code)
         if found is not None or not cpt_rules.is_expression(code):
             return found
-        checked = cpt_rules.validate(code, self._release.concepts)
+        checked = cpt_rules.validate(code, self._release.concepts, self.rule_set)
         return None if isinstance(checked, str) else self._expression_concept(code, checked)
 
     def explain_unknown(self, code: str) -> str | None:
@@ -185,7 +190,7 @@ class CptProvider:
         if code in self._concepts:
             return None
         if cpt_rules.is_expression(code) or cpt_rules.wrong_separator(code):
-            checked = cpt_rules.validate(code, self._release.concepts)
+            checked = cpt_rules.validate(code, self._release.concepts, self.rule_set)
             return checked if isinstance(checked, str) else None
         return None
 
@@ -203,7 +208,7 @@ class CptProvider:
         parsed = cpt_rules.parse(code, self._release.concepts)
         if isinstance(parsed, str):
             return None  # a part this release lacks; another fragment may hold it
-        return ", ".join(cpt_rules.problems(parsed)) or None
+        return ", ".join(cpt_rules.problems(parsed, self.rule_set)) or None
 
     def iterate(self) -> Iterator[Concept]:
         """Every code and modifier in release order (expressions are not enumerable)."""
@@ -253,6 +258,11 @@ class CptProvider:
         if self.content != "fragment":
             return {**self.resource, "content": "not-present"}
         return {**self.resource, "concept": [_concept_json(c) for c in self._concepts.values()]}
+
+    def derived_concept_maps(self) -> list[dict[str, Any]]:
+        """The ConceptMaps derived from this release (terminology.cpt.concept_maps), with
+        descriptors only for the bundled fragment."""
+        return derived_concept_maps(self._release, displays=self.content == "fragment")
 
     # -- internals ---------------------------------------------------------------------------
 

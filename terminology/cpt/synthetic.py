@@ -11,7 +11,12 @@ file `terminology.cpt.ama_import` reads (layouts documented there):
     Clinician Descriptors/ClinicianDescriptor.txt          (UTF-8 with a BOM)
 
 Radiology codes (70010-79999) use modality, body-region and contrast phrasing so the
-importer derives imaging facets for them. The output depends only on `n_codes` and `seed`.
+importer derives imaging facets for them. CT and MR codes come in study families, as CPT
+writes them: consecutive codes sharing a stem ("Computed tomography, chest, synthetic study
+12") with the contrast variants as members ("; without contrast material", "; with contrast
+material(s)", "; without ..., followed by contrast ..."), so the derived contrast-alternatives
+ConceptMap (terminology.cpt.concept_maps) has families to map. The output depends only on
+`n_codes` and `seed`.
 
     python -m terminology.cpt.synthetic DEST [--codes N] [--seed S]
 """
@@ -161,7 +166,7 @@ def _code_numbers(n_codes: int, rng: random.Random) -> tuple[list[str], list[str
 def _radiology(code: str, modality: str, region: str, detail: str) -> SyntheticCode:
     """A radiology code whose descriptor carries modality, region and contrast phrasing."""
     phrase, abbr = _MODALITIES[modality]
-    region_abbr = _REGIONS.get(region, region.upper())
+    region_abbr = _REGIONS.get(region.split(",")[0], region.upper())
     detail_abbr = _CONTRASTS.get(detail, detail.upper().replace("REAL TIME WITH IMAGE "
                                                                 "DOCUMENTATION; ", ""))
     medium = f"SYNTH {abbr} {region_abbr} {detail_abbr}"
@@ -169,13 +174,30 @@ def _radiology(code: str, modality: str, region: str, detail: str) -> SyntheticC
                  f"SYN {abbr} {region_abbr} {detail_abbr}"[:28].rstrip())
 
 
-def _random_radiology(code: str, rng: random.Random) -> SyntheticCode:
-    """A radiology code with a random modality, region and contrast."""
-    modality = rng.choice(("CT", "CT", "MR", "MR", "XR", "US", "MG"))
+def _random_radiology(codes: list[str], rng: random.Random) -> list[SyntheticCode]:
+    """Radiology codes for the (sorted) code numbers: CT and MR study families of one to
+    three consecutive codes (one stem, a contrast variant each), other modalities alone."""
+    out: list[SyntheticCode] = []
+    i = 0
+    while i < len(codes):
+        modality = rng.choice(("CT", "CT", "MR", "MR", "XR", "US", "MG"))
+        if modality not in ("CT", "MR"):
+            out.append(_single_radiology(codes[i], modality, rng))
+            i += 1
+            continue
+        members = codes[i:i + rng.choice((1, 2, 3, 3))]
+        region = f"{rng.choice(list(_REGIONS))}, synthetic study {i}"
+        contrasts = list(_CONTRASTS)[:len(members)] if len(members) > 1 else [
+            rng.choice(list(_CONTRASTS))]
+        out += [_radiology(c, modality, region, detail) for c, detail in zip(members, contrasts, strict=True)]
+        i += len(members)
+    return out
+
+
+def _single_radiology(code: str, modality: str, rng: random.Random) -> SyntheticCode:
+    """A radiograph, ultrasound or mammography code with a random region and detail."""
     region = rng.choice(list(_REGIONS))
-    if modality in ("CT", "MR"):
-        detail = rng.choice(list(_CONTRASTS))
-    elif modality == "XR":
+    if modality == "XR":
         detail = rng.choice(_XR_DETAILS)
     elif modality == "US":
         detail = rng.choice(_US_DETAILS)
@@ -199,8 +221,8 @@ def synthetic_codes(n_codes: int = 11000, seed: int = 0) -> list[SyntheticCode]:
     rng = random.Random(seed)
     radiology, other = _code_numbers(n_codes, rng)
     anchors = {a[0]: a for a in _RADIOLOGY_ANCHORS}
-    codes = [_radiology(*anchors[c]) if c in anchors else _random_radiology(c, rng)
-             for c in sorted(radiology)]
+    codes = [_radiology(*anchors[c]) for c in sorted(radiology) if c in anchors]
+    codes += _random_radiology(sorted(c for c in radiology if c not in anchors), rng)
     codes += [_other(c, rng) for c in sorted(other)]
     return sorted(codes, key=lambda c: c.code)
 

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from terminology.content import (
     INLINE_RESOURCE_PARAMS,
     check_inline_resource,
-    load_registry,
+    load_content,
     overlay_registry,
 )
 from terminology.errors import (
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     """The WSGI app serving `registry` (loaded from settings.content_dirs when not given)."""
     settings = settings or Settings.from_env()
     if registry is None:
-        registry = load_registry(settings.content_dirs, settings.validation_cache())
+        registry = load_content(settings)
     app = Flask("terminology")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["tx_registry"] = registry  # replaced whole by a reload (reload.py)

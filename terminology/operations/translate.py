@@ -127,7 +127,17 @@ def _match(concept: dict[str, Any], equiv: str, cm: dict[str, Any],
     ]
     if target.get("comment"):
         parts.append({"name": "message", "valueString": target["comment"]})
+    for product in target.get("product", []):
+        parts.append(_product(product))
     return {"name": "match", "part": parts}
+
+
+def _product(product: dict[str, Any]) -> dict[str, Any]:
+    """R4 $translate match.product: the element (property) and the concept it has."""
+    concept = {k: v for k, v in (("system", product.get("system")), ("code", product.get("value")),
+                                 ("display", product.get("display"))) if v}
+    return {"name": "product", "part": [{"name": "element", "valueUri": product.get("property")},
+                                        {"name": "concept", "valueCoding": concept}]}
 
 
 def translate(registry: Registry, request: TranslateRequest) -> dict[str, Any]:

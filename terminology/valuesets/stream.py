@@ -11,13 +11,11 @@ by testing candidates, still without building entries.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from terminology.providers.base import CodeSystemProvider, Concept
-
-if TYPE_CHECKING:
-    from terminology.providers.text_index import TextIndex
-    from terminology.valuesets.compose import ExpansionEntry
+from terminology.providers.text_index import TextIndex
+from terminology.valuesets.entries import ExpansionEntry
 
 # builds the entry for (provider, concept, nestable, compose concept, filtered)
 EntryMaker = Callable[[CodeSystemProvider, Concept, bool, "dict[str, Any] | None", bool], "ExpansionEntry"]

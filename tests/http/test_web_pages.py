@@ -23,6 +23,9 @@ def page(client: Any, url: str, status: int = 200) -> str:
     return resp.get_data(as_text=True)
 
 
+MAPS = "https://terminology.cpt-imaging.org/fhir/ConceptMap"
+
+
 def concept_url(code: str, system: str = CPT_URL, **extra: str) -> str:
     query = f"system={quote(system, safe='')}&code={quote(code, safe='')}"
     return "/concept?" + query + "".join(f"&{k}={quote(v, safe='')}" for k, v in extra.items())
@@ -170,6 +173,40 @@ def test_cpt_expression_breaking_a_modifier_rule_is_shown_invalid_with_the_rule(
     result = re.search(r'<div id="validation-result" class="result (\w+)".*?</div>', body, re.S)
     assert result is not None and result.group(1) == "invalid"
     assert "76, 77, 78, 79" in result.group(0)
+
+
+def mapping_block(body: str, url: str) -> str:
+    found = re.search(rf'<ul class="mapping" data-map="{re.escape(url)}">(.*?)</ul>', body, re.S)
+    assert found is not None, f"no mapping from {url}"
+    return found.group(1)
+
+
+def test_imaging_concept_page_links_its_contrast_alternatives(client: Any) -> None:
+    body = page(client, concept_url("72126"))
+    block = mapping_block(body, f"{MAPS}/cpt-contrast-alternatives")
+    linked = [q["code"] for q in concept_links(block)]
+    assert linked == ["72125", "72127"]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", block))
+    assert "contrast none" in text and "contrast without-then-with" in text
+    [call] = [h for h in fhir_links(body) if "ConceptMap/$translate" in h and "contrast" in h]
+    answer = client.get(call).get_json()
+    assert sorted(p["part"][1]["valueCoding"]["code"] for p in answer["parameter"]
+                  if p["name"] == "match") == ["72125", "72127"]
+
+
+def test_imaging_concept_page_shows_its_dicom_modality_linked_to_the_map(client: Any) -> None:
+    body = page(client, concept_url("71045"))
+    block = mapping_block(body, f"{MAPS}/cpt-to-dicom-modality")
+    assert re.findall(r"<code[^>]*>(\w+)</code>", block)[:2] == ["DX", "CR"]
+    assert "Digital Radiography" in block
+    assert 'href="/fhir/ConceptMap/cpt-to-dicom-modality-2026"' in body
+    assert client.get("/fhir/ConceptMap/cpt-to-dicom-modality-2026").status_code == 200
+    assert f"{MAPS}/cpt-contrast-alternatives" not in body  # 71045 has no contrast family
+
+
+def test_concept_without_mappings_has_no_mapping_section(client: Any) -> None:
+    body = page(client, concept_url("26"))
+    assert 'id="mappings-heading"' not in body
 
 
 def test_hierarchy_properties_link_the_parent_concept(client: Any) -> None:

@@ -145,3 +145,19 @@ def test_memo_skips_model_validation_for_unchanged_content(tmp_path: Path, monke
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ContentError, match="does not exist"):
         load_registry([tmp_path / "nope"])
+
+
+def test_unknown_cpt_rule_set_stops_the_load_naming_the_setting(tmp_path: Path) -> None:
+    from terminology.content import load_content
+    from terminology.settings import Settings
+
+    with pytest.raises(ContentError, match="cpt_rules .*'cms' is not one of cpt, tx.fhir.org"):
+        load_content(Settings(content_dirs=[tmp_path], cpt_rules="cms"))
+
+
+def test_cpt_rules_setting_is_read_from_tx_cpt_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from terminology.settings import Settings
+
+    monkeypatch.setenv("TX_CPT_RULES", "tx.fhir.org")
+    assert Settings.from_env().cpt_rules == "tx.fhir.org"
+    assert Settings().cpt_rules == "cpt"

@@ -1,5 +1,6 @@
-"""The CPT expression grammar: each tx.fhir.org rule with an expression that keeps it and one
-that breaks it, over a small release shaped like tx.fhir.org's cpt-fragment.db."""
+"""The CPT expression grammar under the `tx.fhir.org` rule set: each tx.fhir.org rule with an
+expression that keeps it and one that breaks it, over a small release shaped like
+tx.fhir.org's cpt-fragment.db. The default `cpt` rule set: tests/unit/test_cpt_rules_default.py."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ CONCEPTS = {c.code: c for c in [
 
 def outcome(expression: str) -> str | None:
     """None when valid, else the message."""
-    checked = cpt_rules.validate(expression, CONCEPTS)
+    checked = cpt_rules.validate(expression, CONCEPTS, cpt_rules.TX_FHIR_ORG_RULES)
     return checked if isinstance(checked, str) else None
 
 

@@ -200,3 +200,74 @@ def validate_expression(system: str, version: str | None, expression: str) -> Ex
     except FhirError as e:
         return ExpressionResult(expression, False, None, [(i.severity, i.text) for i in e.issues], call)
     return ExpressionResult(expression, True, parameter(answer, "display"), [], call)
+
+
+# -- mappings: the loaded ConceptMaps that translate the code --------------------------------
+
+
+@dataclass
+class MappedTarget:
+    """One target of a mapping: the coding, its equivalence, the map's comment, and whether
+    the target system is loaded here (so the page can link its concept page)."""
+
+    system: str | None
+    code: str
+    display: str | None
+    equivalence: str
+    comment: str | None
+    products: list[tuple[str, str]]  # (element, code), e.g. the target's contrast
+    loaded: bool
+
+
+@dataclass
+class Mapping:
+    """A ConceptMap that translates the code, its targets, and the $translate that said so."""
+
+    concept_map: dict[str, Any]
+    targets: list[MappedTarget]
+    call: FhirCall
+
+
+def _maps_from(registry: Registry, system: str) -> list[dict[str, Any]]:
+    """The loaded ConceptMaps with a group whose source is `system`, by title."""
+    found = [cm for cm in registry.resources("ConceptMap")
+             if any(g.get("source") == system for g in cm.get("group", []))]
+    return sorted(found, key=lambda cm: str(cm.get("title") or cm.get("name") or cm.get("url")))
+
+
+def _target(registry: Registry, match: dict[str, Any]) -> MappedTarget | None:
+    parts: dict[str, Any] = {}
+    products: list[tuple[str, str]] = []
+    for part in match.get("part", []):
+        if part["name"] == "product":
+            sub = _parts(part)
+            products.append((str(sub.get("element", "")).rsplit(":", 1)[-1],
+                             str((sub.get("concept") or {}).get("code", ""))))
+        else:
+            parts[part["name"]] = next((v for k, v in part.items() if k.startswith("value")), None)
+    coding = parts.get("concept") or {}
+    if not coding.get("code"):
+        return None
+    target_system = coding.get("system")
+    loaded = isinstance(target_system, str) and registry.has_code_system(target_system)
+    return MappedTarget(target_system, coding["code"], coding.get("display"),
+                        str(parts.get("equivalence") or ""), parts.get("message"), products, loaded)
+
+
+def mappings(registry: Registry, system: str, code: str) -> list[Mapping]:
+    """What each loaded ConceptMap from `system` maps the code to (maps with no match for
+    the code are left out), asked with ConceptMap/$translate as a client would."""
+    out: list[Mapping] = []
+    for cm in _maps_from(registry, system):
+        canonical = f"{cm.get('url')}|{cm['version']}" if cm.get("version") else cm.get("url")
+        call = operation("ConceptMap", "translate", ("url", canonical), ("system", system),
+                         ("code", code))
+        try:
+            answer = run(call)
+        except FhirError:
+            continue
+        targets = [t for p in answer.get("parameter", []) if p.get("name") == "match"
+                   if (t := _target(registry, p)) is not None]
+        if targets:
+            out.append(Mapping(cm, targets, call))
+    return out

@@ -102,7 +102,8 @@ def _results_context(groups: list[searching.SearchGroup]) -> dict[str, Any]:
 
 @web.get("/concept")
 def concept_page() -> str:
-    """One code: displays, designations, properties, facets, value sets, modifiers."""
+    """One code: displays, designations, properties, facets, value sets, mappings (e.g. an
+    imaging code's contrast alternatives and DICOM modality), modifiers."""
     system, code, version = _required("system"), _required("code"), _arg("version")
     call = concepts.lookup_call(system, code, version)
     view = concepts.concept_view(run(call, request.headers.get("Accept-Language")))
@@ -112,9 +113,11 @@ def concept_page() -> str:
     expression = _arg("expression")
     result = concepts.validate_expression(system, version, expression) if expression and modifiers else None
     members = concepts.memberships(registry(), provider.url, view.code, provider.version)
-    calls = [call] + ([result.call] if result else [])  # memberships link their own
+    mapped = concepts.mappings(registry(), provider.url, view.code)
+    calls = [call] + ([result.call] if result else [])  # memberships and mappings link their own
     return _page("concept.html", calls, [provider.url], view=view, provider=provider,
-                 modifiers=modifiers, members=members, expression=expression, result=result)
+                 modifiers=modifiers, members=members, expression=expression, result=result,
+                 mappings=mapped)
 
 
 @web.get("/valueset")

@@ -9,23 +9,31 @@ FHIR validator) act on those codes and texts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from terminology.errors import FhirError, Issue, NotFound, Unprocessable
-from terminology.operations.validate.displays import DisplayList, working_languages
+from terminology.operations.validate.displays import working_languages
+from terminology.operations.validate.infer import determine_system
 from terminology.operations.validate.messages import message, version_list
 from terminology.operations.validate.outcome import Outcome, PrepareError, add_to_path
+from terminology.operations.validate.state import (
+    CodingState,
+    RequestState,
+    Settings,
+    VersionRules,
+    concept_status,
+    more_detailed,
+    standards_status,
+    vurl,
+)
 from terminology.params import ValidateCodeRequest
 from terminology.providers.base import CodeSystemProvider, Concept
 from terminology.registry import Registry, split_canonical, version_key, version_matches
 from terminology.valuesets.compose import (
-    STANDARDS_STATUS_EXT,
     ComposeOptions,
     compile_filters,
     resolve_value_set,
     value_set_parameters,
-    vs_canonical,
     walk_contains,
 )
 from terminology.valuesets.supplements import (
@@ -36,112 +44,6 @@ from terminology.valuesets.supplements import (
 
 INCLUDE_KINDS = ("complete", "fragment")
 VS_DEPRECATED_EXT = "http://hl7.org/fhir/StructureDefinition/valueset-deprecated"
-
-
-@dataclass
-class Settings:
-    """The request options that change how a code is checked."""
-
-    options: ComposeOptions
-    languages: list[str]
-    lang_summary: str
-    abstract_ok: bool = True
-    active_only: bool = False
-    infer_system: bool = False
-    display_warning: bool = False
-    membership_only: bool = False
-    supplements: list[dict[str, Any]] = field(default_factory=list)  # the ones in use
-
-
-@dataclass
-class CodingState:
-    """What checking one coding found out (tx.fhir.org's var parameters)."""
-
-    displays: DisplayList = field(default_factory=DisplayList)
-    version: str | None = None
-    inactive: bool = False
-    inactive_path: str | None = None
-    status: str = ""
-    content_mode: str | None = None
-    normal_form: str | None = None
-    wanted_display: str | None = None  # the display the client sent
-    version_given: bool = False  # the client's coding names a version
-
-
-@dataclass
-class RequestState:
-    """Findings shared by every coding of one request."""
-
-    op: Outcome = field(default_factory=Outcome)
-    unknown_systems: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    implied_system: str | None = None
-    normal_form: str | None = None
-
-    def unknown(self, key: str) -> bool:
-        """Note an unknown system(|version); True the first time it is seen."""
-        if key in self.unknown_systems:
-            return False
-        self.unknown_systems.append(key)
-        return True
-
-
-def vurl(resource: dict[str, Any]) -> str:
-    """'url|version' of a canonical resource ('(unidentified)' for one without a url)."""
-    return vs_canonical(resource) if resource.get("url") else "(unidentified)"
-
-
-def _more_detailed(check: str | None, actual: str | None) -> bool:
-    """Whether `actual` is a version the wildcard pattern `check` stands for ('1.0.x' -> '1.0.1').
-
-    A plain '1' is not a pattern: it names a version of its own (which may not exist)."""
-    return bool(check and actual and actual != check and version_matches(check, actual))
-
-
-def concept_status(concept: Concept) -> str:
-    """The concept's status as the messages quote it (status property, else the
-    standards-status extension a CodeSystem concept may carry, e.g. deprecated)."""
-    if concept.status:
-        return concept.status
-    for ext in concept.extensions:
-        if ext.get("url") == STANDARDS_STATUS_EXT and ext.get("valueCode"):
-            return str(ext["valueCode"])
-    return "inactive" if concept.inactive else ""
-
-
-def _standards_status(resource: dict[str, Any]) -> str | None:
-    for ext in resource.get("extension", []):
-        if ext.get("url") == STANDARDS_STATUS_EXT:
-            return ext.get("valueCode")
-    return None
-
-
-class VersionRules:
-    """system-version (default), force-system-version (override), check-system-version."""
-
-    def __init__(self, options: ComposeOptions) -> None:
-        self.options = options
-
-    def determine(self, url: str, version: str | None) -> str | None:
-        """The version to use for `url`: forced > stated > default > the checked pattern."""
-        if url in self.options.force_versions:
-            return self.options.force_versions[url]
-        if version:
-            return version
-        if url in self.options.system_versions:
-            return self.options.system_versions[url]
-        return self.options.check_versions.get(url)
-
-    def check(self, provider: CodeSystemProvider, op: Outcome | None) -> None:
-        """check-system-version: an issue (or an error) when the version used is not allowed."""
-        wanted = self.options.check_versions.get(provider.url)
-        if wanted is None or version_matches(wanted, provider.version):
-            return
-        text = message("VALUESET_VERSION_CHECK", provider.url, provider.version, wanted)
-        if op is None:
-            raise FhirError(text, code="exception", message_id="VALUESET_VERSION_CHECK",
-                            tx_code="version-error")
-        op.add("error", "exception", None, "VALUESET_VERSION_CHECK", text, "version-error")
 
 
 class Checker:
@@ -254,7 +156,7 @@ class Checker:
     def check_canonical_status(self, op: Outcome, rtype: str, resource: dict[str, Any],
                                canonical: str) -> None:
         """Information issues for draft/experimental/retired/deprecated/withdrawn content."""
-        standards = _standards_status(resource)
+        standards = standards_status(resource)
         status = resource.get("status")
         source = self.value_set
         mid = None
@@ -267,7 +169,7 @@ class Checker:
         elif resource.get("experimental") and not source.get("experimental"):
             mid = "MSG_EXPERIMENTAL"
         elif (status == "draft" or standards == "draft") and not (
-                source.get("status") == "draft" or _standards_status(source) == "draft"):
+                source.get("status") == "draft" or standards_status(source) == "draft"):
             mid = "MSG_DRAFT"
         if mid:
             op.add("information", "business-rule", None, mid, message(mid, canonical, "", rtype),
@@ -283,8 +185,6 @@ class Checker:
     def check(self, path: str, system: str | None, version: str | None, code: str,
               cs_state: CodingState, rs: RequestState) -> bool | None:
         """Whether system|code is in the value set: True, False, or None (system unknown)."""
-        from terminology.operations.validate.infer import determine_system
-
         if not system and not self.settings.infer_system:
             text = message("Coding_has_no_system__cannot_validate")
             rs.messages.append(text)
@@ -292,7 +192,7 @@ class Checker:
                       "invalid-data")
             return False
         if not system:
-            system = determine_system(self, code, path, rs)
+            system = determine_system(self.registry, self.value_set, self.settings.options, self.vurl, code, path, rs)
             if not system:
                 return False
             rs.implied_system = system
@@ -428,14 +328,14 @@ class Checker:
         result = self.rules.determine(system, version_vs)
         if not version_coding:
             return result
-        if result and version_coding != result and _more_detailed(result, version_coding):
+        if result and version_coding != result and more_detailed(result, version_coding):
             result = version_coding
-        if not result and any(v == version_coding or _more_detailed(version_coding, v)
+        if not result and any(v == version_coding or more_detailed(version_coding, v)
                               for v in self.known_versions(system)):
             result = version_coding
         provider = self.find_code_system(system, result)
         if provider is not None and provider.version != version_coding and \
-                not _more_detailed(version_coding, provider.version):
+                not more_detailed(version_coding, provider.version):
             self._version_mismatch(path, system, provider, result, version_vs, version_coding, rs)
         elif provider is None and result != version_coding:
             text = message("VALUESET_VALUE_MISMATCH", system, result, version_coding)
@@ -544,7 +444,7 @@ class Checker:
         st.displays.add_include_concept(raw, self.value_set.get("language"))
         if not self._accept(path, provider, concept, st, rs):
             return False
-        status = _standards_status(raw)
+        status = standards_status(raw)
         if status not in ("withdrawn", "deprecated") and any(
                 e.get("url") == VS_DEPRECATED_EXT for e in raw.get("extension", [])):
             status = "deprecated"

@@ -6,14 +6,13 @@ set; when none, or more than one, of the value set's systems holds the code, it 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from terminology.errors import FhirError
 from terminology.operations.validate.messages import message
-from terminology.valuesets.compose import expand_compose
-
-if TYPE_CHECKING:
-    from terminology.operations.validate.checker import Checker, RequestState
+from terminology.operations.validate.state import RequestState
+from terminology.registry import Registry
+from terminology.valuesets.compose import ComposeOptions, expand_compose
 
 
 def _needs_expansion(compose: dict[str, Any]) -> bool:
@@ -23,10 +22,10 @@ def _needs_expansion(compose: dict[str, Any]) -> bool:
         s.get("filter") for s in compose.get("exclude", []))
 
 
-def _systems_from_expansion(checker: Checker, code: str) -> list[str]:
+def _systems_from_expansion(registry: Registry, value_set: dict[str, Any],
+                            options: ComposeOptions, code: str) -> list[str]:
     try:
-        expansion = expand_compose(checker.registry, checker.value_set, checker.settings.options,
-                                   max_size=10_000)
+        expansion = expand_compose(registry, value_set, options, max_size=10_000)
     except FhirError:
         return []
     out: list[str] = []
@@ -36,11 +35,12 @@ def _systems_from_expansion(checker: Checker, code: str) -> list[str]:
     return out
 
 
-def _systems_from_includes(checker: Checker, compose: dict[str, Any], code: str) -> list[str]:
+def _systems_from_includes(registry: Registry, value_set: dict[str, Any], options: ComposeOptions,
+                           compose: dict[str, Any], code: str) -> list[str]:
     out: list[str] = []
     for include in compose.get("include", []):
         system = include["system"]
-        provider = checker.registry.code_system(system)
+        provider = registry.code_system(system)
         if provider is None:
             return []
         if "concept" in include:
@@ -50,32 +50,35 @@ def _systems_from_includes(checker: Checker, compose: dict[str, Any], code: str)
         if hit and system not in out:
             out.append(system)
     if len(out) > 1 and any(i.get("filter") for i in compose.get("include", [])):
-        return _systems_from_expansion(checker, code)
+        return _systems_from_expansion(registry, value_set, options, code)
     return out
 
 
-def candidate_systems(checker: Checker, code: str) -> list[str]:
+def candidate_systems(registry: Registry, value_set: dict[str, Any], options: ComposeOptions,
+                      code: str) -> list[str]:
     """The systems in the value set that hold `code`."""
-    compose = checker.value_set.get("compose")
+    compose = value_set.get("compose")
     if compose is None:
-        contains = checker.value_set.get("expansion", {}).get("contains", [])
+        contains = value_set.get("expansion", {}).get("contains", [])
         return sorted({c["system"] for c in contains if c.get("code") == code and c.get("system")})
     if _needs_expansion(compose):
-        return _systems_from_expansion(checker, code)
-    return _systems_from_includes(checker, compose, code)
+        return _systems_from_expansion(registry, value_set, options, code)
+    return _systems_from_includes(registry, value_set, options, compose, code)
 
 
-def determine_system(checker: Checker, code: str, path: str, rs: RequestState) -> str | None:
-    """The one system holding `code`, or None with a cannot-infer issue."""
-    systems = candidate_systems(checker, code)
+def determine_system(registry: Registry, value_set: dict[str, Any], options: ComposeOptions,
+                     vs_url: str, code: str, path: str, rs: RequestState) -> str | None:
+    """The one system of `value_set` (named `vs_url` in messages) holding `code`, or None
+    with a cannot-infer issue."""
+    systems = candidate_systems(registry, value_set, options, code)
     if len(systems) == 1:
         return systems[0]
     if len(systems) > 1:
         mid = "Unable_to_resolve_system__value_set_has_multiple_matches"
-        text = message(mid, code, checker.vurl, ", ".join(sorted(systems)))
+        text = message(mid, code, vs_url, ", ".join(sorted(systems)))
     else:
         mid = "UNABLE_TO_INFER_CODESYSTEM"
-        text = message(mid, code, checker.vurl)
+        text = message(mid, code, vs_url)
     rs.messages.append(text)
     rs.op.add("error", "not-found", "code", mid, text, "cannot-infer")
     return None

@@ -19,9 +19,6 @@ from terminology.errors import BadRequest, Issue
 from terminology.operations.context import OperationContext
 from terminology.operations.validate.checker import (
     Checker,
-    CodingState,
-    RequestState,
-    VersionRules,
     checker_settings,
     fragment_may_hold,
     resolve_target_value_set,
@@ -30,6 +27,7 @@ from terminology.operations.validate.checker import (
 from terminology.operations.validate.displays import DisplayList
 from terminology.operations.validate.messages import message, version_list
 from terminology.operations.validate.outcome import PrepareError, add_to_path
+from terminology.operations.validate.state import CodingState, RequestState, VersionRules
 from terminology.params import ValidateCodeRequest, validate_code_request
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry
@@ -473,7 +471,7 @@ def resolve_validation_code_system(registry: Registry, request: ValidateCodeRequ
                                    options: ComposeOptions) -> CodeSystemProvider:
     """The code system to validate against: instance, inline codeSystem, url or the coding's system."""
     if request.code_system is not None:
-        # Validated and indexed once per distinct content (app.py checked it already).
+        # Validated and indexed once per distinct content (terminology/http/app.py checked it already).
         inline = request_resource(request.code_system, "codeSystem", "codeSystem")
         if isinstance(inline, dict):  # a supplement holds no codes of its own
             raise BadRequest("The codeSystem parameter is a supplement; send the code system it "
