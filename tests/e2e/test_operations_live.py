@@ -278,6 +278,10 @@ def test_dev_server_reloads_in_place_on_sighup_and_logs_json(tmp_path: Path) -> 
         while dev.served_version() != "2":
             assert time.monotonic() < deadline, "the dev server never swapped its content"
             time.sleep(0.1)
+        # The swap comes first; the reload logs its line once the content is frozen.
+        while sum('"content loaded"' in line for line in dev.log_lines()) < 2:
+            assert time.monotonic() < deadline, "the reload was never logged"
+            time.sleep(0.1)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
