@@ -34,19 +34,20 @@ ENV TX_HOST=0.0.0.0 \
     TX_WORKERS=2 \
     TX_THREADS=4 \
     TX_CONTENT_DIRS=/app/codesystems \
-    TX_CPT_DATABASES= \
+    TX_CPT_DATABASES=/data/cpt \
     TX_MAX_EXPANSION_SIZE=10000 \
     TX_MAX_BODY_BYTES=10485760 \
     TX_REQUEST_TIME_LIMIT=10 \
     TX_LOG_LEVEL=info \
     TX_CACHE_DIR=/app/cache
 
-RUN mkdir /app/cache && chown 10001:10001 /app/cache
+# /data/cpt: where a read-only volume of licensed CPT databases is mounted (empty: the fragment).
+RUN mkdir -p /app/cache /data/cpt && chown 10001:10001 /app/cache
 USER 10001:10001
 
 # Validate the bundled content now: a broken resource fails the build, not the deployment,
 # and the remembered hashes make every replica's start skip the slow model validation.
-RUN ["python", "-c", "from terminology.http.server import load_content; from terminology.settings import Settings; r = load_content(Settings.from_env()); print(len(r.providers()), 'code systems valid')"]
+RUN ["python", "-c", "from terminology.content import load_content; from terminology.settings import Settings; r = load_content(Settings.from_env()); print(len(r.providers()), 'code systems valid')"]
 
 EXPOSE 8080
 

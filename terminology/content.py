@@ -10,8 +10,9 @@ and a restart with unchanged content skips the model validation.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
 from terminology.errors import BadRequest
+from terminology.packages import PackageError, package_resources
 from terminology.providers.base import CodeSystemProvider
 from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
@@ -33,6 +35,8 @@ RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 PUBLICATION_STATUS = frozenset({"draft", "active", "retired", "unknown"})
 CS_CONTENT = frozenset({"not-present", "example", "fragment", "complete", "supplement"})
 HIERARCHY_MEANING = frozenset({"grouped-by", "is-a", "part-of", "classified-with"})
+NOT_RESOURCES = frozenset({"package.json", ".index.json"})
+log = logging.getLogger("terminology.content")
 
 
 class ContentError(Exception):
@@ -162,8 +166,12 @@ def validate_resource(
         memo.remember(digest)
 
 
-def read_resources(path: Path) -> list[LoadedResource]:
-    """The CodeSystem/ValueSet/ConceptMap resources in one JSON file (a Bundle is unpacked)."""
+def read_resources(path: Path, skipped: Counter[str] | None = None) -> list[LoadedResource]:
+    """The CodeSystem/ValueSet/ConceptMap resources in one JSON file (a Bundle is unpacked).
+
+    Resources of other types (StructureDefinition, examples...) are not terminology content:
+    they are skipped and counted by type in `skipped`; one without a resourceType is an error.
+    """
     try:
         data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as e:
@@ -176,9 +184,22 @@ def read_resources(path: Path) -> list[LoadedResource]:
             res = entry.get("resource")
             if not isinstance(res, dict):
                 raise ContentError(str(path), f"Bundle.entry[{i}]", "entry has no resource")
-            out.append(LoadedResource(f"{path} (Bundle.entry[{i}])", res))
+            if _terminology(res, f"{path} (Bundle.entry[{i}])", skipped):
+                out.append(LoadedResource(f"{path} (Bundle.entry[{i}])", res))
         return out
-    return [LoadedResource(str(path), data)]
+    return [LoadedResource(str(path), data)] if _terminology(data, str(path), skipped) else []
+
+
+def _terminology(resource: dict[str, Any], source: str, skipped: Counter[str] | None) -> bool:
+    """Whether to load `resource`; other FHIR resource types are counted in `skipped`."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        raise ContentError(source, "resourceType", "missing: not a FHIR resource")
+    if rtype in RESOURCE_TYPES:
+        return True
+    if skipped is not None:
+        skipped[rtype] += 1
+    return False
 
 
 def content_files(dirs: Iterable[Path]) -> list[Path]:
@@ -188,31 +209,46 @@ def content_files(dirs: Iterable[Path]) -> list[Path]:
         if d.is_file():
             files.append(d)
         elif d.is_dir():
-            files.extend(sorted(p for p in d.rglob("*.json") if p.is_file()))
+            # package.json and .index.json describe a package folder; they are not resources.
+            files.extend(sorted(p for p in d.rglob("*.json")
+                                if p.is_file() and p.name not in NOT_RESOURCES))
         else:
             raise ContentError(str(d), "(folder)", "does not exist")
     return files
 
 
 def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
-                  cpt_rules: str = CPT_RULES) -> Registry:
-    """Validate every resource in `dirs`, then build the registry; nothing is half-loaded.
+                  packages: Iterable[Path] = (), cpt_rules: str = CPT_RULES) -> Registry:
+    """Validate every resource in `dirs` and `packages`, then build the registry.
 
-    The CPT ConceptMaps derived from each CPT release loaded are added at the end.
+    Nothing is half-loaded: the first invalid resource raises ContentError. Resources of
+    other types are skipped and logged by type. The CPT ConceptMaps derived from each CPT
+    release loaded are added at the end.
     """
-    registry = _load_files(dirs, memo_path, cpt_rules)
+    registry = _load_files(dirs, memo_path, packages, cpt_rules)
     _add_derived_maps(registry)
     return registry
 
 
-def _load_files(dirs: Iterable[Path], memo_path: Path | None, cpt_rules: str) -> Registry:
-    """The registry of the resources in `dirs` (see load_registry)."""
+def _load_files(dirs: Iterable[Path], memo_path: Path | None, packages: Iterable[Path],
+                cpt_rules: str) -> Registry:
+    """The registry of the resources in `dirs` and `packages` (see load_registry)."""
     memo = ValidationMemo(memo_path)
     loaded: list[LoadedResource] = []
+    skipped: Counter[str] = Counter()
     for f in content_files(dirs):
-        for item in read_resources(f):
-            validate_resource(item.resource, item.source, memo)
-            loaded.append(item)
+        loaded.extend(read_resources(f, skipped))
+    for package in packages:
+        try:
+            found = package_resources(package, RESOURCE_TYPES)
+        except PackageError as e:
+            raise ContentError(e.source, "(package)", e.problem) from e
+        loaded.extend(LoadedResource(source, r) for source, r in found)
+    if skipped:
+        log.info("skipped resources that are not terminology content: %s",
+                 ", ".join(f"{n} {t}" for t, n in sorted(skipped.items())))
+    for item in loaded:
+        validate_resource(item.resource, item.source, memo)
     registry = Registry()
     seen: dict[tuple[str, str, str | None], str] = {}
     for item in loaded:
@@ -326,22 +362,41 @@ def overlay_registry(base: Registry, resources: list[dict[str, Any]]) -> Registr
     return overlay
 
 
+def cpt_database_files(paths: Iterable[Path]) -> list[Path]:
+    """The CPT databases named: files as given, folders as every *.db they hold.
+
+    A named but missing path stops the start: a mistyped path (or a volume the operator
+    forgot to mount) must never be served silently as the bundled fragment. An existing
+    folder with no database (the default mount of docker-compose.yml) adds nothing.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.glob("*.db") if p.is_file()))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ContentError(str(path), "(file)", "CPT database does not exist")
+    return out
+
+
 def load_content(settings: Settings) -> Registry:
-    """The registry of the content folders plus any CPT databases, CPT expressions checked
-    with the rule set `settings.cpt_rules`, and the ConceptMaps derived from CPT."""
+    """The registry of the content folders and packages plus any CPT databases, CPT
+    expressions checked with the rule set `settings.cpt_rules`, and the ConceptMaps derived
+    from CPT."""
     if settings.cpt_rules not in RULE_SETS:
         raise ContentError("settings", "cpt_rules (TX_CPT_RULES)",
                            f"{settings.cpt_rules!r} is not one of {', '.join(RULE_SETS)}")
-    registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.cpt_rules)
-    for path in settings.cpt_databases:
-        # A named but missing database stops the start: a mistyped path (or a volume the
-        # operator forgot to mount) must never be served silently as the bundled fragment.
-        if not path.is_file():
-            raise ContentError(str(path), "(file)", "CPT database does not exist")
-        provider = CptProvider.from_database(path, settings.cpt_rules)
-        provider.prepare_indexes()  # before workers fork: they share the indexes
-        registry.add_code_system(provider)
+    registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
+                           settings.cpt_rules)
+    for path in cpt_database_files(settings.cpt_databases):
+        cpt = CptProvider.from_database(path, settings.cpt_rules)
+        cpt.prepare_indexes()  # before workers fork: they share the indexes
+        registry.add_code_system(cpt)
     _add_derived_maps(registry)
+    for provider in registry.providers():
+        if isinstance(provider, CptProvider):
+            provider.lookup_copyright = settings.cpt_copyright
     return registry
 
 

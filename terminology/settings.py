@@ -1,75 +1,222 @@
-"""One Settings object: content paths, limits and server options, from env vars and CLI flags."""
+"""One Settings object: content paths, limits and server options, from env vars and CLI flags.
+
+Every field of `Settings` is a setting: its environment variable is TX_<FIELD NAME IN UPPER
+CASE>, its type is the field's annotation and its description is the field's `help`
+metadata. Reading (`from_env`) and checking (`check`) happen here and only here; a bad value
+raises `SettingsError`, whose one-line message names the variable and what it expects (the
+CLI prints it and exits 2). `python -m terminology.settings` prints the Markdown table of
+every setting that README.md carries.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 BUNDLED_CONTENT = Path(__file__).resolve().parent.parent / "codesystems"
+# The statement tx.fhir.org adds to every CPT $lookup answer (the AMA's notice for CPT
+# content distributed through HL7's terminology services).
+CPT_COPYRIGHT_NOTICE = ("This response content from CPT, which is copyright © 2002+ American "
+                        "Medical Association, and distributed by agreement between AMA and HL7.")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
 
 
-def _env_list(name: str) -> list[Path]:
-    raw = os.environ.get(name, "")
-    return [Path(p) for p in raw.split(os.pathsep) if p]
+class SettingsError(ValueError):
+    """A setting with a value it cannot take; str() is the one line an operator sees."""
+
+
+def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING,
+            choices: tuple[str, ...] = (), minimum: float | None = None,
+            maximum: float | None = None, secret: bool = False) -> Any:
+    """A Settings field with its description and the checks its values must pass."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
+            "secret": secret}
+    # A secret never appears in repr(settings), so logging the settings cannot leak it.
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass
 class Settings:
     """Everything an operator can configure. Env vars are TX_<FIELD NAME IN UPPER CASE>."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    content_dirs: list[Path] = field(default_factory=lambda: [BUNDLED_CONTENT])
-    cpt_databases: list[Path] = field(default_factory=list)
+    host: str = setting("127.0.0.1", "address to bind (0.0.0.0: every interface)")
+    port: int = setting(8080, "TCP port of the FHIR API", minimum=1, maximum=65535)
+    content_dirs: list[Path] = setting(
+        help="folders (or files) of FHIR JSON content, separated by ':'",
+        factory=lambda: [BUNDLED_CONTENT])
+    packages: list[Path] = setting(
+        help="FHIR packages (.tgz, or an extracted folder with package/package.json), "
+             "separated by ':'; their CodeSystems, ValueSets and ConceptMaps are loaded",
+        factory=list)
+    cpt_databases: list[Path] = setting(
+        help="CPT SQLite databases, separated by ':' (several versions side by side); a "
+             "folder means every *.db in it",
+        factory=list)
+    cpt_copyright: str = setting(CPT_COPYRIGHT_NOTICE,
+                                 "copyright notice in every CPT $lookup answer")
     # Limits, enforced in one place each.
-    max_expansion_size: int = 10_000  # unpaged expansions larger than this are too-costly
-    max_cpt_expansion: int = 1_000  # tx.fhir.org caps CPT at 1000; the operator decides
-    # Which rules make a CPT expression (72126:26) valid: `cpt` (CPT and CMS guidance) or
-    # `tx.fhir.org` (tx.fhir.org's rules exactly); see terminology/cpt/rules.py.
-    cpt_rules: str = "cpt"
-    max_body_bytes: int = 10 * 1024 * 1024  # after gzip decoding, too
+    max_expansion_size: int = setting(10_000, "largest unpaged expansion before too-costly",
+                                      minimum=1)
+    max_cpt_expansion: int = setting(1_000, "largest CPT expansion (tx.fhir.org caps at 1000)",
+                                     minimum=1)
+    # terminology/cpt/rules.py RULE_SETS; content.load_content checks the name as well.
+    cpt_rules: str = setting(
+        "cpt", "which rules make a CPT expression (72126:26) valid: cpt (CPT and CMS "
+               "guidance) or tx.fhir.org (its rules exactly)", choices=("cpt", "tx.fhir.org"))
+    max_body_bytes: int = setting(10 * 1024 * 1024, "largest request body in bytes, after gzip "
+                                  "decoding too (413 above)", minimum=1)
     # URL and header limits below granian's own (about 64 kB of URL, 408 kB or 100 header
     # fields), which it answers itself with an empty 414/431: these get an OperationOutcome
-    max_url_bytes: int = 32 * 1024
-    max_header_bytes: int = 64 * 1024
-    max_json_depth: int = 64  # nested objects/arrays in a body (orjson stops at 1024 anyway)
-    request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
-    max_regex_length: int = 500
-    server: str = "granian"  # the production WSGI server: granian or gunicorn (terminology/http/server.py)
-    workers: int = 2
-    threads: int = 4
-    log_level: str = "info"
-    cache_dir: Path | None = None  # remembers validated content hashes; None: ~/.cache
+    max_url_bytes: int = setting(32 * 1024, "longest request URL in bytes (414 above)", minimum=1)
+    max_header_bytes: int = setting(64 * 1024, "largest request headers in bytes (431 above)",
+                                    minimum=1)
+    max_json_depth: int = setting(64, "deepest nesting of objects and arrays in a JSON body "
+                                  "(400 above; orjson stops at 1024 anyway)", minimum=1,
+                                  maximum=1000)
+    request_time_limit: float = setting(
+        10.0, "seconds an expansion or regex may run before too-costly", minimum=0.001)
+    max_regex_length: int = setting(500, "longest regex filter accepted", minimum=1)
+    server: str = setting("granian", "production WSGI server (server.py)",
+                          choices=("granian", "gunicorn"))
+    workers: int = setting(2, "worker processes (content is loaded once, before forking)",
+                           minimum=1)
+    threads: int = setting(4, "threads per worker", minimum=1)
+    log_level: str = setting("info", "log level", choices=("debug", "info", "warning", "error"))
+    cache_dir: Path | None = setting(
+        None, "where hashes of validated content are remembered (unset: ~/.cache)")
     # Serialized answers of identical operation GETs, per worker (response_cache.py); 0: off.
-    response_cache_bytes: int = 64 * 1024 * 1024
-    # Type-level operation GETs answered in front of Flask, same bytes (http/dispatch.py).
-    fast_dispatch: bool = True
+    response_cache_bytes: int = setting(
+        64 * 1024 * 1024, "per-worker cache of answers to repeated operation GETs (0: off)",
+        minimum=0)
+    fast_dispatch: bool = setting(
+        True, "answer type-level operation GETs in front of Flask, with the same bytes "
+              "(http/dispatch.py)")
+    metrics: bool = setting(True, "serve Prometheus metrics at GET /metrics")
+    metrics_port: int = setting(
+        0, "serve /metrics on this port of `host` instead of the API port (0: the API port)",
+        minimum=0, maximum=65535)
+    pid_file: Path | None = setting(
+        None, "file the server writes its main process id to (for `terminology reload`)")
+    admin_token: str = setting(
+        "", "bearer token of POST /admin/reload (unset: the endpoint is off)", secret=True)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Settings with defaults overridden by TX_* environment variables."""
+    def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> Settings:
+        """Settings with defaults overridden by TX_* environment variables, checked."""
+        environ = os.environ if environ is None else environ
         s = cls()
+        hints = typing.get_type_hints(cls)
         for f in fields(cls):
-            key = "TX_" + f.name.upper()
-            if key not in os.environ:
-                continue
-            raw = os.environ[key]
-            if f.name in ("content_dirs", "cpt_databases"):
-                setattr(s, f.name, _env_list(key))
-            elif f.name == "cache_dir":
-                s.cache_dir = Path(raw)
-            elif isinstance(getattr(s, f.name), bool):
-                setattr(s, f.name, raw.lower() in ("1", "true", "yes"))
-            elif isinstance(getattr(s, f.name), int):
-                setattr(s, f.name, int(raw))
-            elif isinstance(getattr(s, f.name), float):
-                setattr(s, f.name, float(raw))
-            else:
-                setattr(s, f.name, raw)
+            key = env_name(f)
+            if key in environ:
+                setattr(s, f.name, parse_value(f, hints[f.name], environ[key], key))
+        s.check()
         return s
+
+    def check(self) -> None:
+        """Raise SettingsError naming the first field whose value breaks its rules."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            where = f"{env_name(f)}={value!r}" if not meta.get("secret") else env_name(f)
+            if meta.get("choices") and value not in meta["choices"]:
+                raise SettingsError(f"{where}: expected one of {', '.join(meta['choices'])}")
+            low, high = meta.get("minimum"), meta.get("maximum")
+            if isinstance(value, int | float) and not isinstance(value, bool) and (
+                    (low is not None and value < low) or (high is not None and value > high)):
+                raise SettingsError(f"{where}: expected {_range(low, high)} ({meta['help']})")
 
     def validation_cache(self) -> Path:
         """Where hashes of content already validated with fhir.resources are remembered."""
         base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return base / "cpt-terminology" / "validated.txt"
+
+
+def env_name(f: Field[Any]) -> str:
+    """The environment variable of a Settings field."""
+    return "TX_" + f.name.upper()
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"a number from {low:g} to {high:g}"
+    return f"a number of at least {low:g}" if low is not None else f"a number of at most {high:g}"
+
+
+def _base_type(hint: Any) -> tuple[Any, bool]:
+    """(the type inside Optional[...], whether None is allowed)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return (inner[0] if len(inner) == 1 else str), True
+    return hint, False
+
+
+def parse_value(f: Field[Any], hint: Any, raw: str, key: str) -> Any:
+    """The value of field `f` from its environment string; SettingsError when it cannot be."""
+    base, optional = _base_type(hint)
+    what = f.metadata.get("help", "")
+    if optional and raw == "":
+        return None
+    if typing.get_origin(base) is list:
+        (item,) = typing.get_args(base) or (str,)
+        return [item(p) for p in raw.split(os.pathsep) if p]
+    if base is bool:
+        if raw.lower() in TRUE_WORDS:
+            return True
+        if raw.lower() in FALSE_WORDS:
+            return False
+        raise SettingsError(f"{key}={raw!r}: expected true or false ({what})")
+    if base in (int, float):
+        try:
+            return base(raw.replace("_", ""))
+        except ValueError:
+            noun = "an integer" if base is int else "a number"
+            raise SettingsError(f"{key}={raw!r}: expected {noun} ({what})") from None
+    if base is Path:
+        return Path(raw)
+    return raw
+
+
+def _shown_default(f: Field[Any]) -> str:
+    value = f.default_factory() if f.default_factory is not MISSING else f.default
+    if isinstance(value, list):
+        return os.pathsep.join(str(p) for p in value) or "(none)"
+    if value is None or value == "":
+        return "(unset)"
+    if value == CPT_COPYRIGHT_NOTICE:
+        return "the AMA notice tx.fhir.org sends"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def settings_help() -> str:
+    """Every setting as 'VARIABLE (default): description' lines, for `serve --help`."""
+    lines = ["settings (environment variables; a command-line flag wins over its variable):"]
+    for f in fields(Settings):
+        choices = f.metadata.get("choices")
+        one_of = f" (one of {', '.join(choices)})" if choices else ""
+        lines.append(f"  {env_name(f):26} {f.metadata.get('help', '')}{one_of} "
+                     f"[default: {_shown_default(f)}]")
+    return "\n".join(lines)
+
+
+def settings_markdown() -> str:
+    """Every setting as a Markdown table (README.md's Environment variables)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for f in fields(Settings):
+        default = _shown_default(f).replace(str(BUNDLED_CONTENT), "codesystems/ of the checkout")
+        text = f.metadata.get("help", "").replace("*", "\\*").replace("|", "\\|")
+        if f.metadata.get("choices"):
+            text += f" (one of {', '.join(f.metadata['choices'])})"
+        rows.append(f"| `{env_name(f)}` | {default} | {text} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_markdown())

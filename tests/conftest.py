@@ -117,6 +117,20 @@ def running_server(workdir: Path, env: dict[str, str] | None = None,
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    # Everything the server wrote over the whole run, shutdown included, is JSON lines.
+    assert_json_lines(log)
+
+
+def assert_json_lines(log: Path) -> None:
+    """Fail naming the first line of `log` that is not one JSON object."""
+    for number, line in enumerate(log.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pytest.fail(f"{log} line {number} is not JSON: {line[:300]}")
+        assert isinstance(record, dict) and "message" in record, line
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ the image's content folder is where TX_CONTENT_DIRS points, licensed data never 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -98,8 +99,10 @@ def test_two_identical_replicas_drain_within_their_stop_grace_period() -> None:
     grace = int(first["stop_grace_period"].removesuffix("s"))
     assert grace > GUNICORN_GRACEFUL_TIMEOUT
     assert "/readyz" in " ".join(first["healthcheck"]["test"])
-    # Without a licensed database the default start serves the bundled fragment.
-    assert first["environment"]["TX_CPT_DATABASES"] == "${TX_CPT_DATABASES:-}"
+    # By default every database in the read-only mount; with none there, the bundled fragment.
+    assert first["environment"]["TX_CPT_DATABASES"] == "${TX_CPT_DATABASES:-/data/cpt}"
+    mounts = {v["target"]: v for v in first["volumes"]}
+    assert mounts["/data/cpt"]["read_only"] is True
 
 
 def test_nginx_template_variables_are_all_set_and_upstreams_are_the_replicas() -> None:
@@ -115,3 +118,38 @@ def test_licensed_data_never_enters_the_image() -> None:
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert "**/*.db" in ignore
     assert "deploy/" not in DOCKERFILE.read_text()
+
+
+def test_compose_has_no_empty_default_that_podman_compose_cannot_expand() -> None:
+    # podman-compose 1.0.3 leaves `${VAR:-}` unexpanded and the replicas crash-loop.
+    text = COMPOSE.read_text()
+    assert re.findall(r"\$\{\w+:?-\}", text) == []
+    assert all(default.strip() for default in re.findall(r"\$\{\w+:?-([^}]*)\}", text))
+
+
+def test_published_port_is_bound_to_this_machine_by_default() -> None:
+    published = [p for s in compose()["services"].values() for p in s.get("ports", [])]
+    assert published
+    for port in published:
+        address = re.match(r"\$\{\w+:-([^}]+)\}:", str(port))
+        assert address is not None and address.group(1) == "127.0.0.1", port
+
+
+def test_dot_env_is_never_committed() -> None:
+    assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_podman_compose_expands_every_variable() -> None:
+    # Debian's podman-compose 1.0.3 (`apt-get install podman-compose`) left
+    # `${TX_CPT_DATABASES:-}` unexpanded and both replicas crash-looped. --dry-run prints
+    # the podman commands it would run, with every variable as it expanded it.
+    found = shutil.which("podman-compose")
+    if found is None:
+        pytest.skip("podman-compose is not installed (apt-get install podman-compose)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TX_")}
+    run = subprocess.run([found, "-f", str(COMPOSE), "--dry-run", "up", "-d"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "${" not in run.stdout
+    assert run.stdout.count("TX_CPT_DATABASES=/data/cpt") == 2
+    assert "-p 127.0.0.1:8080:8080" in run.stdout

@@ -38,12 +38,13 @@ from terminology.providers.base import Concept, Designation, Prop
 from terminology.providers.filters import unsupported_filter
 from terminology.providers.positions import bitmap, positions, span_bitmap
 from terminology.providers.text_index import TextIndex
+from terminology.settings import CPT_COPYRIGHT_NOTICE
 
 AMA_COPYRIGHT = ("CPT © Copyright American Medical Association. All rights reserved. AMA and CPT "
                  "are registered trademarks of the American Medical Association.")
-# The statement tx.fhir.org (FHIRsmith) adds to every CPT $lookup answer.
-LOOKUP_COPYRIGHT = ("This response content from CPT, which is copyright © 2002+ American Medical "
-                    "Association, and distributed by agreement between AMA and HL7.")
+# The statement tx.fhir.org (FHIRsmith) adds to every CPT $lookup answer; the setting
+# cpt_copyright replaces it (content.load_content sets `lookup_copyright` on each provider).
+LOOKUP_COPYRIGHT = CPT_COPYRIGHT_NOTICE
 UNCLOSED_REASON = f"The code System '{CPT_URL}' has a grammar and so has infinite members"
 
 BOOLEAN_PROPERTIES = ("modifier", "modified", "telemedicine", "orthopox")
@@ -154,6 +155,7 @@ class CptProvider:
     hierarchical = False
     unclosed = True
     unclosed_reason = UNCLOSED_REASON
+    lookup_copyright = LOOKUP_COPYRIGHT  # the setting cpt_copyright, set at load
 
     def __init__(self, release: CptRelease, resource: dict[str, Any],
                  rule_set: str = cpt_rules.CPT_RULES) -> None:
@@ -286,7 +288,7 @@ class CptProvider:
 
     def extra_properties(self, concept: Concept) -> list[Prop]:
         """Properties $lookup adds to every CPT answer: the AMA copyright statement."""
-        return [Prop("copyright", "String", LOOKUP_COPYRIGHT)]
+        return [Prop("copyright", "String", self.lookup_copyright)]
 
     def full_resource(self) -> dict[str, Any]:
         """The CodeSystem for read: with its concepts for the bundled fragment; a licensed

@@ -6,7 +6,10 @@ error, ours, Werkzeug's or unexpected, leaves as an OperationOutcome in applicat
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
+import signal
 import time
 import uuid
 from typing import Any
@@ -33,13 +36,16 @@ from terminology.errors import (
     UriTooLong,
     operation_outcome,
 )
+from terminology.http import metrics
 from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.dispatch import OperationDispatch
 from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON_TYPES, not_acceptable
 from terminology.http.openapi import openapi_spec
+from terminology.http.reload import reload_content
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
 from terminology.http.web import web as web_pages
+from terminology.logs import request_id as log_request_id
 from terminology.operations import HANDLERS, OperationContext
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
 from terminology.operations.search import read, search
@@ -154,8 +160,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         registry = load_content(settings)
     app = Flask("terminology")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["tx_registry"] = registry
+    app.extensions["tx_registry"] = registry  # replaced whole by a reload (reload.py)
     app.extensions["tx_settings"] = settings
+    # How POST /admin/reload asks for a reload; the production launcher replaces it with a
+    # SIGHUP to the main process, which reloads before it replaces the workers.
+    app.extensions["tx_reload"] = lambda: reload_content(app)
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
@@ -167,6 +176,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-Id"))
         _check_sizes(request.environ, settings)
+        log_request_id.set(g.request_id)
+        # The content this request runs on, even if a reload swaps it meanwhile.
+        g.registry = app.extensions["tx_registry"]
         if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
             return Response(status=204, headers=CORS_PREFLIGHT)
         _check_query_encoding()
@@ -182,6 +194,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                    g.get("started", time.perf_counter()))
         return resp
 
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        log_request_id.set("")
+
+    def current() -> Registry:
+        found: Registry = g.get("registry") or app.extensions["tx_registry"]
+        return found
+
     @app.get("/healthz")
     def healthz() -> Response:
         """Liveness: the process answers."""
@@ -190,15 +210,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.get("/readyz")
     def readyz() -> Response:
         """Readiness: all content is loaded (the app exists only after loading completes)."""
-        body = {"status": "ready", "codeSystems": len(registry.providers()),
-                "valueSets": len(registry.resources("ValueSet"))}
+        body = {"status": "ready", "codeSystems": len(current().providers()),
+                "valueSets": len(current().resources("ValueSet")),
+                "contentVersion": app.extensions.get("tx_content_version")}
         return Response(orjson.dumps(body), content_type="application/json")
 
     @app.get("/fhir/metadata")
     def metadata() -> Response:
         if request.args.get("mode") == "terminology":
-            return fhir_response(terminology_capabilities(registry, base_url()))
-        return fhir_response(capability_statement(registry, base_url(), routed))
+            return fhir_response(terminology_capabilities(current(), base_url()))
+        return fhir_response(capability_statement(current(), base_url(), routed))
 
     @app.get("/fhir/openapi.json")
     def openapi() -> Response:
@@ -217,7 +238,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.route("/fhir/<rtype>/<rid>/$<op>", methods=["GET", "POST"])
     def instance_operation(rtype: str, rid: str, op: str) -> Response:
         _known_type(rtype)
-        instance = registry.by_id(rtype, rid)
+        instance = current().by_id(rtype, rid)
         if instance is None:
             raise NotFound(f"{rtype}/{rid} is not known to this server", expression="id")
         return _operation(rtype, op, instance)
@@ -233,25 +254,28 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             for p in bag.all(name):
                 if p.resource is not None:
                     check_inline_resource(name, p.resource)
-        scoped = overlay_registry(registry, bag.resources("tx-resource"))
+        scoped = overlay_registry(current(), bag.resources("tx-resource"))
         ctx = OperationContext(scoped, bag, settings, instance,
                                request.headers.get("Accept-Language"), dict(request.headers))
         with request_deadline(settings.request_time_limit, settings.max_regex_length):
-            return fhir_response(handler(ctx))
+            body = handler(ctx)
+        if op == "expand":
+            metrics.record_expansion(body)
+        return fhir_response(body)
 
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:
         _known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
-        return fhir_response(search(registry, rtype, bag_from_query(list(request.args.items(multi=True))), base_url()))
+        return fhir_response(search(current(), rtype, bag_from_query(list(request.args.items(multi=True))), base_url()))
 
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
         _known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
-        return fhir_response(read(registry, rtype, rid))
+        return fhir_response(read(current(), rtype, rid))
 
     @app.errorhandler(Exception)
     def _error(exc: Exception) -> Response:
@@ -259,28 +283,65 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     # Operation GETs answered in front of Flask, with the same bytes (terminology/http/dispatch.py)
     if settings.fast_dispatch:
-        app.wsgi_app = OperationDispatch(app.wsgi_app, registry, settings,  # type: ignore[method-assign]
+        app.wsgi_app = OperationDispatch(app.wsgi_app, lambda: app.extensions["tx_registry"], settings,  # type: ignore[method-assign]
                                          _request_id, log_access)
+
+    if settings.metrics and not settings.metrics_port:
+        @app.get("/metrics")
+        def metrics_page() -> Response:
+            """Prometheus metrics of every worker (metrics.py)."""
+            body, ctype = metrics.exposition()
+            return Response(body, content_type=ctype)
+
+    if settings.admin_token:
+        @app.post("/admin/reload")
+        def admin_reload() -> Response:
+            """Reload the content (reload.py); needs `Authorization: Bearer <admin_token>`."""
+            _check_admin(settings.admin_token)
+            done = app.extensions["tx_reload"]()
+            if done is False:
+                raise FhirError("The reload failed; the previous content is still served "
+                                "(the server log says why)", code="conflict", status=409)
+            return Response(b'{"status":"reload requested"}', status=202,
+                            content_type="application/json")
+
     # Response cache (terminology/response_cache.py): repeated operation GETs are answered in
     # front of Flask, each with its own request id and access-log line.
     if settings.response_cache_bytes > 0:
-        install_response_cache(app, ResponseCache(settings.response_cache_bytes),
-                               _request_id, log_access)
+        cache = ResponseCache(settings.response_cache_bytes)
+        app.extensions["tx_response_cache"] = cache
+        install_response_cache(app, cache, _request_id, log_access)
     return app
+
+
+def signal_main_process(pid: int) -> Any:
+    """A tx_reload for workers: SIGHUP to the server's main process `pid` (reload.py)."""
+    return lambda: os.kill(pid, signal.SIGHUP)
+
+
+def _check_admin(token: str) -> None:
+    """401 unless the request carries `Authorization: Bearer <token>` (constant-time check)."""
+    sent = request.headers.get("Authorization", "")
+    scheme, _, value = sent.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise FhirError("This endpoint needs the admin token as `Authorization: Bearer ...`",
+                        code="login", status=401)
 
 
 def log_access(request_id: str, method: str, path: str, status: int, started: float,
                cached: bool = False) -> None:
     """One JSON access-log line for a finished request (`"cache": "hit"` when the response
-    cache answered it)."""
+    cache answered it), and its metrics."""
+    seconds = time.perf_counter() - started
+    metrics.record_request(path, status, seconds)
     if access_log.isEnabledFor(logging.INFO):
-        line: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "request_id": request_id, "method": method, "path": path, "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
         }
         if cached:
-            line["cache"] = "hit"
-        access_log.info(orjson.dumps(line).decode())
+            fields["cache"] = "hit"
+        access_log.info(f"{method} {path} {status}", extra={"fields": fields})
 
 
 def _request_id(sent: str | None) -> str:

@@ -73,10 +73,10 @@ def _query_pairs(query: str) -> list[tuple[str, str]] | None:
 class OperationDispatch:
     """WSGI middleware: answers type-level operation GETs without entering Flask."""
 
-    def __init__(self, app: WsgiApp, registry: Registry, settings: Settings,
+    def __init__(self, app: WsgiApp, registry: Callable[[], Registry], settings: Settings,
                  request_id: Callable[[str | None], str], log_access: Callable[..., None]) -> None:
         self.app = app
-        self.registry = registry
+        self.registry = registry  # the content served now (a reload swaps it)
         self.settings = settings
         self.request_id = request_id
         self.log_access = log_access
@@ -120,7 +120,7 @@ class OperationDispatch:
             problem = not_acceptable(fmt, environ.get("HTTP_ACCEPT"))
             if problem is not None:
                 raise problem
-            ctx = OperationContext(self.registry, bag_from_query(pairs), self.settings, None,
+            ctx = OperationContext(self.registry(), bag_from_query(pairs), self.settings, None,
                                    environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
             with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):
                 return 200, orjson.dumps(handler(ctx)), rid, started

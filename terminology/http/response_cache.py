@@ -28,6 +28,8 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, request
 
+from terminology.http.metrics import record_cache
+
 # The operation routes of terminology.http.app; reads, searches and metadata embed the base url.
 CACHED_ENDPOINTS = frozenset({"type_operation", "instance_operation"})
 # Every header the request path reads besides the query string: Accept (406 or not),
@@ -70,6 +72,12 @@ class ResponseCache:
             if entry is not None:
                 self._entries.move_to_end(key)
             return entry
+
+    def clear(self) -> None:
+        """Forget every answer (the content changed: reload.py)."""
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
 
     def put(self, key: CacheKey, headers: Headers, body: bytes) -> None:
         """Store an answer under `key`, evicting the least recently used ones to fit."""
@@ -115,6 +123,7 @@ class CachedOperations:
         if key is None:
             return self.app(environ, start_response)
         entry = self.cache.get(key)
+        record_cache(entry is not None)
         if entry is None:
             return self._miss(key, environ, start_response)
         started = time.perf_counter()

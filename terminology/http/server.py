@@ -6,29 +6,36 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from werkzeug.test import EnvironBuilder
 
+from terminology.logs import dict_config
 from terminology.settings import Settings
+
+Hooks = dict[str, Callable[..., Any]]  # launch.prepare_production: worker_started, reload
 
 SERVERS = ("granian", "gunicorn")  # settings.server; granian measured fastest (benchmarks/)
 
 
-def serve_production(app: Any, settings: Settings) -> None:
+def serve_production(app: Any, settings: Settings, hooks: Hooks | None = None) -> None:
     """Serve `app` with settings.server: granian (default) or gunicorn (threaded workers).
 
     Either way the content is loaded once, before the workers fork, and SIGTERM stops
-    accepting, lets requests in flight finish (20 s at most), then exits.
+    accepting, lets requests in flight finish (20 s at most), then exits. Every log line is
+    JSON (logs.py). `hooks` (launch.py): "worker_started" runs in each new worker, "reload"
+    in the main process on SIGHUP, before the workers are gracefully replaced.
     """
+    given: Hooks = dict(hooks or {})
     # The loaded content moves to the GC's permanent generation: collections in the workers
     # then never write to its pages, which stay shared copy-on-write with the parent
     # (measured: about 40% less memory per worker with a full-size CPT; benchmarks/README.md).
     gc.collect()
     gc.freeze()
     if settings.server == "granian":
-        serve_granian(app, settings)
+        serve_granian(app, settings, given)
         return
     if settings.server != "gunicorn":
         raise ValueError(f"unknown server '{settings.server}' (one of {', '.join(SERVERS)})")
@@ -44,6 +51,11 @@ def serve_production(app: Any, settings: Settings) -> None:
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("keepalive", 5)
             self.cfg.set("loglevel", settings.log_level)
+            self.cfg.set("logconfig_dict", dict_config(settings.log_level))
+            if "worker_started" in given:
+                self.cfg.set("post_fork", lambda _arbiter, _worker: given["worker_started"]())
+            if "reload" in given:
+                self.cfg.set("on_reload", lambda _arbiter: given["reload"]())
             # gunicorn >= 25.1 opens a management socket at ~/.gunicorn/gunicorn.ctl: one
             # path shared by every replica on a host, and unwritable in a read-only image.
             if "control_socket_disable" in self.cfg.settings:
@@ -87,7 +99,7 @@ def respawning_server_class() -> type[Any]:
     return RespawningServer
 
 
-def serve_granian(app: Any, settings: Settings) -> None:
+def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> None:
     """Serve `app` with granian's WSGI workers, forked from this process (preloaded app).
 
     A worker that dies (a signal, a crash in native code) is replaced at once; the others go
@@ -114,10 +126,17 @@ def serve_granian(app: Any, settings: Settings) -> None:
         workers=settings.workers,
         blocking_threads=settings.threads,
         log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=dict_config(settings.log_level),
         workers_kill_timeout=20,
         respawn_failed_workers=True,
     )
-    def load_in_worker(_target: str) -> Any:
+    hooks = hooks or {}
+    if "reload" in hooks:
+        server.on_reload(hooks["reload"])  # SIGHUP: in the main process, then the respawns
+
+    def load_in_worker(_target: Any) -> Any:
+        if "worker_started" in hooks:
+            hooks["worker_started"]()
         warm_up(app)  # runs in each worker, after the fork, before it accepts requests
         return wrapped
 

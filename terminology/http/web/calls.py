@@ -54,8 +54,8 @@ class FhirCall:
 
 
 def registry() -> Registry:
-    """The loaded registry of the running app."""
-    return current_app.extensions["tx_registry"]
+    """The registry this request runs on (the app's, as it was when the request started)."""
+    return g.get("registry") or current_app.extensions["tx_registry"]
 
 
 def settings() -> Settings:
