@@ -26,6 +26,11 @@ class Settings:
     max_expansion_size: int = 10_000  # unpaged expansions larger than this are too-costly
     max_cpt_expansion: int = 1_000  # tx.fhir.org caps CPT at 1000; the operator decides
     max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_entries: int = 1_000  # entries of one POST /fhir batch Bundle; more is too-costly
+    # cache-id (terminology/cache_ids.py): ids per worker, bytes of resource JSON, idle expiry
+    cache_id_max_ids: int = 256
+    cache_id_max_bytes: int = 64 * 1024 * 1024
+    cache_id_ttl: float = 3600.0
     request_time_limit: float = 10.0  # seconds, checked inside expansion and regex
     max_regex_length: int = 500
     server: str = "granian"  # the production WSGI server: granian or gunicorn (terminology/http/server.py)
