@@ -3,6 +3,7 @@ $validate-code, as a client such as HL7's Java validator calls them."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -13,7 +14,7 @@ FHIR_JSON = "application/fhir+json"
 
 
 def test_batch_bundle_answers_each_entry_in_order(live_server: str) -> None:
-    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "POST", "url": "ValueSet/$validate-code"},
          "resource": {"resourceType": "Parameters", "parameter": [
              {"name": "url", "valueUri": f"{CPT_URL}?fhir_vs"},
