@@ -80,7 +80,7 @@ def expected(cs_lang: str | None, designations: list[tuple[str, str]], tags: lis
     if suitable:
         return Expected(False, ("error", "Display_Name_for__should_be_one_of__instead_of"),
                         [label(c) for c in suitable], returned)
-    if given == cands[0].value:
+    if any(c.value.lower() == given.lower() and (cs_lang is None or c.language == cs_lang) for c in cands):
         return Expected(True, ("information", "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK"), None, returned)
     return Expected(False, ("error", "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR"), None, returned)
 

@@ -23,9 +23,10 @@ Languages"; tests/unit/test_display_language_matrix.py checks every combination)
      error (so result=false), a warning with lenient-display-validation. When only
      whitespace differs the message says so ("Wrong whitespace in Display Name").
    - no suitable candidate (the concept has nothing in the requested languages): if X is
-     the concept's default display (the first active display), an information issue
-     NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK and result stays true; otherwise
-     NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR, an error (a warning when lenient).
+     a candidate in the code system's own language (ignoring case; any candidate when the
+     code system declares none), an information issue NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK
+     ("... which is a valid display for the default language") and result stays true;
+     otherwise NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR, an error (a warning when lenient).
    - a concept with no display at all: NO_VALID_DISPLAY_AT_ALL, a warning.
 5. The `display` returned is the first display (full tag, then language-region, then
    language match) in the first requested language that has one; else the candidate with

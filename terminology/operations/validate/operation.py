@@ -354,7 +354,7 @@ def check_display(checker: Checker, displays: DisplayList, coding: dict[str, Any
         if not default:
             mid, text = "NO_VALID_DISPLAY_AT_ALL", message("NO_VALID_DISPLAY_AT_ALL", display,
                                                            coding.get("system"), coding["code"])
-        elif default == display:
+        elif displays.has_display([displays.def_lang] if displays.def_lang else [], display)[0]:
             # right for the code system's own language, just not for the one asked for
             mid = "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK"
             text = message(mid, display, coding.get("system"), coding["code"], s.lang_summary, display)
