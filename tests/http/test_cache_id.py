@@ -119,3 +119,11 @@ def test_invalid_content_under_a_cache_id_is_a_400_and_not_remembered(fresh_clie
     bad = {"resourceType": "CodeSystem", "url": CS_URL, "status": "nonsense", "content": "complete"}
     assert validate(fresh_client, "one", bad)["status"] == 400
     assert param_value(validate(fresh_client, "one", code_system(), VALUE_SET), "result") is True
+
+
+def test_gets_naming_a_cache_id_are_never_answered_from_the_response_cache(fresh_client: Any) -> None:
+    url = f"/fhir/ValueSet/$validate-code?cache-id=late&url={VS_URL}&system={CS_URL}&code=a"
+    assert fresh_client.get(url).status_code == 404  # nothing sent under 'late' yet
+    validate(fresh_client, "late", code_system(), VALUE_SET)
+    again = fresh_client.get(url)
+    assert again.status_code == 200 and param_value(again.get_json(), "result") is True
