@@ -43,8 +43,8 @@ class Issue:
         out["details"] = details
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
+        # R4 deprecates `location` for simple FHIRPath; tx.fhir.org sends `expression` only
         if self.expression:
-            out["location"] = list(self.expression)
             out["expression"] = list(self.expression)
         return out
 

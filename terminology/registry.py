@@ -152,12 +152,22 @@ class Registry:
         return found
 
     def value_set(self, url: str, version: str | None = None) -> dict[str, Any] | None:
-        """The ValueSet resource for url (and version; newest when None), overlay first."""
+        """The ValueSet resource for url (and version; newest when None), overlay first.
+
+        An implicit value set url (`{code system}?fhir_vs[=isa/{code}]`) that no resource
+        defines is answered with a ValueSet built for it (see `implicit_value_set`).
+        """
         url, embedded = split_canonical(url)
         version = version or embedded
+        found = self._explicit_value_set(url, version)
+        if found is None and IMPLICIT_VS_MARK in url:
+            return implicit_value_set(self, url, version)
+        return found
+
+    def _explicit_value_set(self, url: str, version: str | None) -> dict[str, Any] | None:
         found = self._value_sets.get(url, version)
         if found is None and self.parent is not None:
-            return self.parent.value_set(url, version)
+            return self.parent._explicit_value_set(url, version)
         return found
 
     def value_set_versions(self, url: str) -> list[str | None]:
@@ -201,3 +211,38 @@ class Registry:
     def overlay(self) -> Registry:
         """A request-scoped child registry; adding to it never changes this one."""
         return Registry(parent=self)
+
+
+IMPLICIT_VS_MARK = "?fhir_vs"
+
+
+def implicit_value_set(registry: Registry, url: str, version: str | None) -> dict[str, Any] | None:
+    """The implicit value set (FHIR R4 "Implicit value sets") `url` names, or None.
+
+    `{cs}?fhir_vs` is every code of the code system; `{cs}?fhir_vs=isa/{code}` the code and
+    its descendants (a filter `concept is-a code`; on a flat code system just the code). The
+    value set's version is the code system's: a version the code system lacks names nothing.
+    Everything else (expansion, membership, caps) treats the result as any other compose.
+    """
+    system, _, query = url.partition("?")
+    provider = registry.code_system(system, version)
+    if provider is None:
+        return None
+    include: dict[str, Any] = {"system": provider.url}
+    if provider.version:
+        include["version"] = provider.version
+    if query != "fhir_vs":
+        kind, _, code = query.removeprefix("fhir_vs=").partition("/")
+        if not query.startswith("fhir_vs=") or kind != "isa" or not code:
+            return None  # refset/..., a bare `isa`: not a form this server defines
+        if provider.hierarchical:
+            include["filter"] = [{"property": "concept", "op": "is-a", "value": code}]
+        else:
+            include["concept"] = [{"code": code}]
+    name = (provider.name or "CodeSystem") + (" all codes" if query == "fhir_vs" else f" is-a {code}")
+    out: dict[str, Any] = {"resourceType": "ValueSet", "url": url, "name": name,
+                           "status": provider.resource.get("status", "active"),
+                           "compose": {"include": [include]}}
+    if provider.version:
+        out["version"] = provider.version
+    return out

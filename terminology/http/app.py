@@ -19,26 +19,30 @@ import orjson
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from terminology.content import (
-    INLINE_RESOURCE_PARAMS,
-    check_inline_resource,
-    load_content,
-    overlay_registry,
-)
+from terminology.cache_ids import CachedResources
+from terminology.content import load_content
 from terminology.errors import (
     BadRequest,
     FhirError,
     HeadersTooLarge,
     Issue,
     MethodNotAllowed,
-    NotFound,
     UnsupportedMediaType,
     UriTooLong,
     operation_outcome,
 )
 from terminology.http import metrics
+from terminology.http.batch import run_batch
 from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.dispatch import OperationDispatch
+from terminology.http.invoke import (
+    RESOURCE_TYPES,
+    Server,
+    handler_for,
+    instance_for,
+    known_type,
+    run_operation,
+)
 from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON_TYPES, not_acceptable
 from terminology.http.openapi import openapi_spec
 from terminology.http.reload import reload_content
@@ -46,7 +50,7 @@ from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
 from terminology.http.web import web as web_pages
 from terminology.logs import request_id as log_request_id
-from terminology.operations import HANDLERS, OperationContext
+from terminology.operations import HANDLERS
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
 from terminology.operations.search import read, search
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
@@ -57,7 +61,6 @@ from terminology.settings import Settings
 log = logging.getLogger("terminology")
 access_log = logging.getLogger("terminology.access")
 FORM_TYPE = "application/x-www-form-urlencoded"
-RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 414: "too-long", 415: "not-supported", 431: "too-long"}
 CORS_PREFLIGHT = {
@@ -136,21 +139,28 @@ def request_bag() -> ParamBag:
     query = bag_from_query(list(request.args.items(multi=True)))
     if request.method != "POST":
         return query
-    ctype = (request.mimetype or "").lower()
-    length = request.content_length
-    if ctype == FORM_TYPE:
+    if (request.mimetype or "").lower() == FORM_TYPE:
         return ParamBag(query.params + _form_bag(_read_body()).params)
+    body = json_body("a FHIR Parameters resource", allow_empty=bool(query.params))
+    if body is None:
+        return query
+    return ParamBag(query.params + bag_from_parameters(body).params)
+
+
+def json_body(what: str, allow_empty: bool = False) -> Any:
+    """The request's JSON body (None when empty and `allow_empty`); 400/413/415 otherwise."""
+    ctype = (request.mimetype or "").lower()
     if ctype and ctype not in JSON_TYPES:
         raise UnsupportedMediaType(
             f"Content-Type '{request.mimetype}' is not supported; send application/fhir+json"
         )
+    length = request.content_length
     raw = _read_body()
     if not raw and not length:
-        if query.params:
-            return query
-        raise BadRequest("The request body is empty; send a FHIR Parameters resource")
-    body = parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)
-    return ParamBag(query.params + bag_from_parameters(body).params)
+        if allow_empty:
+            return None
+        raise BadRequest(f"The request body is empty; send {what}")
+    return parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
@@ -165,6 +175,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # How POST /admin/reload asks for a reload; the production launcher replaces it with a
     # SIGHUP to the main process, which reloads before it replaces the workers.
     app.extensions["tx_reload"] = lambda: reload_content(app)
+    # What every operation runs against; the registry is the one this request started on
+    server = Server(lambda: g.get("registry") or app.extensions["tx_registry"], settings,
+                    CachedResources(settings.cache_id_max_ids, settings.cache_id_max_bytes,
+                                    settings.cache_id_ttl))
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
@@ -218,7 +232,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.get("/fhir/metadata")
     def metadata() -> Response:
         if request.args.get("mode") == "terminology":
-            return fhir_response(terminology_capabilities(current(), base_url()))
+            # cache-id content lives in one worker's memory: advertised only when there is one
+            return fhir_response(terminology_capabilities(current(), base_url(),
+                                                          cache_ids=settings.workers == 1))
         return fhir_response(capability_statement(current(), base_url(), routed))
 
     @app.get("/fhir/openapi.json")
@@ -231,48 +247,44 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def fhir_versions() -> Response:
         return fhir_response(versions())
 
+    @app.route("/fhir", methods=["POST"])
+    @app.route("/fhir/", methods=["POST"])
+    def batch() -> Response:
+        """POST /fhir with a batch Bundle of operation requests (terminology/http/batch.py)."""
+        bundle = json_body("a FHIR Bundle of type batch")
+        with request_deadline(settings.request_time_limit, settings.max_regex_length):
+            return fhir_response(run_batch(server, bundle, base_url(),
+                                           request.headers.get("Accept-Language"),
+                                           dict(request.headers), g.get("request_id", "")))
+
     @app.route("/fhir/<rtype>/$<op>", methods=["GET", "POST"])
     def type_operation(rtype: str, op: str) -> Response:
         return _operation(rtype, op, None)
 
     @app.route("/fhir/<rtype>/<rid>/$<op>", methods=["GET", "POST"])
     def instance_operation(rtype: str, rid: str, op: str) -> Response:
-        _known_type(rtype)
-        instance = current().by_id(rtype, rid)
-        if instance is None:
-            raise NotFound(f"{rtype}/{rid} is not known to this server", expression="id")
-        return _operation(rtype, op, instance)
+        return _operation(rtype, op, instance_for(server, rtype, rid))
 
     def _operation(rtype: str, op: str, instance: dict[str, Any] | None) -> Response:
-        _known_type(rtype)
-        handler = HANDLERS.get((rtype, op))
-        if handler is None:
-            raise NotFound(f"The operation ${op} is not supported on {rtype}",
-                           code="not-supported", expression="operation")
+        handler_for(rtype, op)  # a 404 before the body is read
         bag = request_bag()
-        for name in INLINE_RESOURCE_PARAMS:
-            for p in bag.all(name):
-                if p.resource is not None:
-                    check_inline_resource(name, p.resource)
-        scoped = overlay_registry(current(), bag.resources("tx-resource"))
-        ctx = OperationContext(scoped, bag, settings, instance,
-                               request.headers.get("Accept-Language"), dict(request.headers))
         with request_deadline(settings.request_time_limit, settings.max_regex_length):
-            body = handler(ctx)
+            body = run_operation(server, rtype, op, instance, bag,
+                                 request.headers.get("Accept-Language"), dict(request.headers))
         if op == "expand":
             metrics.record_expansion(body)
         return fhir_response(body)
 
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:
-        _known_type(rtype)
+        known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
         return fhir_response(search(current(), rtype, bag_from_query(list(request.args.items(multi=True))), base_url()))
 
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
-        _known_type(rtype)
+        known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
         return fhir_response(read(current(), rtype, rid))
@@ -349,12 +361,6 @@ def _request_id(sent: str | None) -> str:
     if sent and len(sent) <= 200 and sent.isprintable():
         return sent
     return uuid.uuid4().hex
-
-
-def _known_type(rtype: str) -> None:
-    if rtype not in RESOURCE_TYPES:
-        raise NotFound(f"The resource type '{rtype}' is not served here (CodeSystem, ValueSet, ConceptMap)",
-                       expression="resourceType")
 
 
 def error_response(exc: Exception) -> Response:

@@ -134,6 +134,10 @@ def openapi_spec(handlers: Iterable[tuple[str, str]], resource_types: Iterable[s
             "parameters": _query({"mode": {"type": "string", "enum": ["full", "terminology"]}}),
             "responses": _responses()}},
     }
+    paths["/fhir"] = {"post": {
+        "operationId": "batch", "summary": "A batch Bundle of operation requests, answered as a batch-response",
+        "requestBody": {"required": True, "content": _content("Resource")},
+        "responses": _responses()}}
     for rtype, op in sorted(handlers):
         paths[f"/fhir/{rtype}/${op}"] = _operation_item(rtype, op, instance=False)
         paths[f"/fhir/{rtype}/{{id}}/${op}"] = _operation_item(rtype, op, instance=True)

@@ -35,7 +35,8 @@ CACHED_ENDPOINTS = frozenset({"type_operation", "instance_operation"})
 # Every header the request path reads besides the query string: Accept (406 or not),
 # Accept-Language (displays) and X-Too-Costly-Threshold ($expand's limit).
 KEY_HEADERS = ("HTTP_ACCEPT", "HTTP_ACCEPT_LANGUAGE", "HTTP_X_TOO_COSTLY_THRESHOLD")
-BYPASS_PARAM = "tx-resource"
+# Answers that depend on more than the request: its own content, or content under a cache-id.
+BYPASS_PARAMS = ("tx-resource", "cache-id")
 REQUEST_ID_HEADER = "x-request-id"
 CACHEABLE = "terminology.response_cacheable"  # environ flag set by the app for its operation routes
 CacheKey = tuple[str, ...]
@@ -102,8 +103,9 @@ def cache_key(environ: dict[str, Any]) -> CacheKey | None:
     if not path.startswith("/fhir/") or "/$" not in path:
         return None
     query = environ.get("QUERY_STRING", "")
-    # Any mention of tx-resource, however it is encoded, bypasses the cache.
-    if BYPASS_PARAM in query or (("%" in query or "+" in query) and BYPASS_PARAM in unquote(query)):
+    # Any mention of tx-resource or cache-id, however it is encoded, bypasses the cache.
+    decoded = unquote(query) if ("%" in query or "+" in query) else query
+    if any(name in query or name in decoded for name in BYPASS_PARAMS):
         return None
     return (path, query, *(environ.get(name, "") for name in KEY_HEADERS))
 

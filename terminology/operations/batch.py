@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminology.errors import BadRequest, FhirError
+from terminology.errors import BadRequest, FhirError, TooCostly
 from terminology.operations.context import OperationContext
 from terminology.operations.validate import validate_value_set
 from terminology.params import ParamBag, bag_from_parameters, validate_code_request
@@ -36,12 +36,17 @@ def validate_one(registry: Registry, bag: ParamBag, accept_language: str | None)
         return e.outcome()
 
 
-def batch_validate(registry: Registry, bag: ParamBag, accept_language: str | None = None) -> dict[str, Any]:
+def batch_validate(registry: Registry, bag: ParamBag, accept_language: str | None = None,
+                   max_validations: int | None = None) -> dict[str, Any]:
     """The $batch-validate-code answer: one `validation` result per `validation` request."""
     validations = bag.all("validation")
     if not validations:
         raise BadRequest("$batch-validate-code needs at least one 'validation' parameter",
                          expression="validation")
+    if max_validations is not None and len(validations) > max_validations:
+        raise TooCostly(f"The request has {len(validations)} validations; this server runs at most "
+                        f"{max_validations} in one $batch-validate-code", expression="validation",
+                        message_id=None)
     out = []
     for i, p in enumerate(validations):
         if not isinstance(p.resource, dict) or p.resource.get("resourceType") != "Parameters":
@@ -58,4 +63,5 @@ def batch_validate(registry: Registry, bag: ParamBag, accept_language: str | Non
 
 def handle_batch_validate(ctx: OperationContext) -> dict[str, Any]:
     """ValueSet/$batch-validate-code handler."""
-    return batch_validate(ctx.registry, ctx.bag, ctx.accept_language)
+    # the same limit as a batch Bundle's entries (settings.max_batch_entries)
+    return batch_validate(ctx.registry, ctx.bag, ctx.accept_language, ctx.settings.max_batch_entries)

@@ -19,6 +19,7 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("CodeSystem", "subsumes", OPERATION_BASE + "CodeSystem-subsumes"),
     ("ValueSet", "expand", OPERATION_BASE + "ValueSet-expand"),
     ("ValueSet", "validate-code", OPERATION_BASE + "ValueSet-validate-code"),
+    ("ValueSet", "batch-validate-code", OPERATION_BASE + "ValueSet-batch-validate-code"),
     ("ConceptMap", "translate", OPERATION_BASE + "ConceptMap-translate"),
 ]
 EXPANSION_PARAMETERS = [
@@ -77,13 +78,24 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         "rest": [{
             "mode": "server",
             "resource": resources,
+            "interaction": [{"code": "batch"}],
             "operation": [{"name": "versions", "definition": OPERATION_BASE + "versions"}],
         }],
     }
 
 
-def terminology_capabilities(registry: Registry, base_url: str) -> dict[str, Any]:
-    """TerminologyCapabilities: each code system and version, expansion parameters."""
+def terminology_capabilities(registry: Registry, base_url: str,
+                             cache_ids: bool = False) -> dict[str, Any]:
+    """TerminologyCapabilities: each code system and version, expansion parameters.
+
+    `cache_ids`: list the `cache-id` parameter, which is what tells HL7's Java validator that
+    it may name content it sent before (terminology/cache_ids.py), as tx.fhir.org does.
+    """
+    parameters = [{"name": n} for n in EXPANSION_PARAMETERS]
+    if cache_ids:
+        parameters.append({"name": "cache-id", "documentation": (
+            "Resources sent as tx-resource with a cache-id stay in scope for later requests "
+            "that send the same cache-id (per server process, bounded, expiring when idle)")})
     systems: dict[str, list[str | None]] = {}
     for provider in registry.providers():
         systems.setdefault(provider.url, []).append(provider.version)
@@ -108,7 +120,7 @@ def terminology_capabilities(registry: Registry, base_url: str) -> dict[str, Any
         "expansion": {
             "hierarchical": True,
             "paging": True,
-            "parameter": [{"name": n} for n in EXPANSION_PARAMETERS],
+            "parameter": parameters,
             "textFilter": "Word prefixes, case-insensitive, over displays and designations",
         },
         "codeSearch": "all",

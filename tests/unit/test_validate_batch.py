@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from terminology.errors import TooCostly
 from terminology.operations.batch import batch_validate
 from terminology.params import bag_from_parameters
 from terminology.providers.fhir import FhirCodeSystemProvider
@@ -36,3 +39,13 @@ def test_batch_answers_each_validation_with_shared_url_and_overrides() -> None:
     first, second = (next(p["valueBoolean"] for p in r["parameter"] if p["name"] == "result") for r in results[:2])
     assert (first, second) == (False, True)  # the override makes the wrong display an error
     assert results[2]["resourceType"] == "OperationOutcome"
+
+
+def test_batch_with_more_validations_than_the_limit_is_too_costly() -> None:
+    one = _validation({"name": "coding", "valueCoding": {"system": SYS, "code": "a"}})
+    bag = bag_from_parameters({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": VS}, one, one, one]})
+    assert len(batch_validate(_reg(), bag, max_validations=3)["parameter"]) == 3
+    with pytest.raises(TooCostly) as err:
+        batch_validate(_reg(), bag, max_validations=2)
+    assert err.value.issues[0].expression == ["validation"]

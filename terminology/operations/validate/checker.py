@@ -238,7 +238,7 @@ class Checker:
                 return None
             self.check_cs_status(rs.op, provider)
             st.version, st.content_mode = provider.version, provider.content
-            st.displays.def_lang = provider.language or "en"
+            st.displays.def_lang = provider.language  # None: the displays have no language
             result = self.check_concept_set(path, provider, cset, code, st, rs)
         else:
             result = False

@@ -1,10 +1,40 @@
 """The displays a concept may carry, and the display checks $validate-code makes against them.
 
-A concept's valid displays are its display (in the code system's language), its designations,
-and displays a value set's `compose.include.concept` gives it. Whether a client's display is
-acceptable depends on the languages the client asked for (displayLanguage, Accept-Language, the
-value set's language) as tx.fhir.org decides it: a display in the code system's own language is
-always acceptable; another designation only when its language is one the client asked for.
+The rules, as tx.fhir.org's engine applies them (FHIR R4 "Display, Designations and
+Languages"; tests/unit/test_display_language_matrix.py checks every combination):
+
+1. Candidates. A concept's valid displays are its `display`, whose language is the code
+   system's `language` (a code system with no declared language gives it no language), its
+   designations with a display use (none, `preferredForLanguage`, SNOMED preferred term),
+   the designations of supplements in use, and what a value set's `compose.include.concept`
+   adds. Inactive designations (withdrawn, retired, ...) are known but no longer correct.
+2. Requested languages: `displayLanguage`, else the value set's own displayLanguage
+   expansion parameter, else `Accept-Language`, else the value set's `language`. Each is a
+   list of tags with optional quality values: q=0 drops a tag, the rest go best first
+   (equal q keep their order). The list is echoed as sent in messages ("--" when none).
+3. Matching. A candidate suits the request when nothing was requested, when the candidate
+   has no language, or when its primary language subtag equals that of a requested tag
+   (`en` suits `en-AU`; `*` suits all).
+4. A given display is right when it equals a suitable candidate ignoring case. Otherwise:
+   - some suitable candidate exists: "Wrong Display Name 'X' for system#code. Valid display
+     is 'A' (en)" or "... is one of N choices: 'A' (en) or 'B' (de)", listing the suitable
+     candidates (every candidate when none suits), each labelled with its language, a
+     candidate with no language unlabelled; then "(for the language(s) 'REQUEST')". An
+     error (so result=false), a warning with lenient-display-validation. When only
+     whitespace differs the message says so ("Wrong whitespace in Display Name").
+   - no suitable candidate (the concept has nothing in the requested languages): if X is
+     a candidate in the code system's own language (ignoring case; any candidate when the
+     code system declares none), an information issue NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK
+     ("... which is a valid display for the default language") and result stays true;
+     otherwise NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR, an error (a warning when lenient).
+   - a concept with no display at all: NO_VALID_DISPLAY_AT_ALL, a warning.
+5. The `display` returned is the first display (full tag, then language-region, then
+   language match) in the first requested language that has one; else the candidate with
+   no language; else (nothing requested, or nothing in the requested languages) the first
+   active display: tx.fhir.org returns a display even then (the shared case
+   validation-simple-code-good-language-none shows it).
+6. A code valid in its code system but not in the value set is checked the same way, except
+   that a display in the code system's own language is then right whatever was requested.
 """
 
 from __future__ import annotations
@@ -62,7 +92,7 @@ class DisplayList:
                     supplements: list[dict[str, Any]] | None = None) -> None:
         """The concept's display (in the code system's language), its designations and the
         designations supplements give it."""
-        lang = provider.language or "en"
+        lang = provider.language  # a code system with no language gives its displays none
         if self.def_lang is None:
             self.def_lang = lang
         if concept.display:

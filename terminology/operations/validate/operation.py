@@ -11,7 +11,7 @@ answer is true when some coding is valid in the value set and nothing is in erro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from terminology.content import request_resource
@@ -365,7 +365,7 @@ def check_display(checker: Checker, displays: DisplayList, coding: dict[str, Any
         if not default:
             mid, text = "NO_VALID_DISPLAY_AT_ALL", message("NO_VALID_DISPLAY_AT_ALL", display,
                                                            coding.get("system"), coding["code"])
-        elif displays.has_display([], display)[0]:
+        elif displays.has_display([displays.def_lang] if displays.def_lang else [], display)[0]:
             # right for the code system's own language, just not for the one asked for
             mid = "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK"
             text = message(mid, display, coding.get("system"), coding["code"], s.lang_summary, display)
@@ -543,8 +543,22 @@ def validate_code_system(registry: Registry, request: ValidateCodeRequest,
 def handle_cs_validate(ctx: OperationContext) -> dict[str, Any]:
     """CodeSystem/$validate-code (type and instance level)."""
     request = validate_code_request(ctx.bag, for_code_system=True)
-    return validate_code_system(ctx.registry, request, _instance(ctx, "CodeSystem"),
-                                ctx.accept_language)
+    instance = _instance(ctx, "CodeSystem")
+    if instance is not None:
+        request = instance_supplies_system(request, instance)
+    return validate_code_system(ctx.registry, request, instance, ctx.accept_language)
+
+
+def instance_supplies_system(request: ValidateCodeRequest,
+                             instance: dict[str, Any]) -> ValidateCodeRequest:
+    """CodeSystem/{id}/$validate-code?code=X: the instance is the code's system (and version)."""
+    coding = (request.coded.get("coding") or [{}])[0]
+    if request.mode != "code" or coding.get("system") or not instance.get("url"):
+        return request
+    filled = {**coding, "system": instance["url"]}
+    if instance.get("version") and not coding.get("version"):
+        filled["version"] = instance["version"]
+    return replace(request, coded={"coding": [filled]})
 
 
 def handle_vs_validate(ctx: OperationContext) -> dict[str, Any]:
