@@ -8,7 +8,7 @@ id, query encoding, content negotiation, parameters, the request time limit, the
 and sending the same status line, headers and body bytes. Every error is the same
 OperationOutcome: a FhirError is rendered by its own `outcome()`, as the app's error handler
 does; anything this path is not sure to answer exactly as Flask would (a POST, an instance
-or unknown operation, a non-ASCII or badly encoded query, tx-resource, an unexpected
+or unknown operation, a non-ASCII or badly encoded query, tx-resource or cache-id, an unexpected
 exception) goes to Flask, which answers it as before. tests/http/test_dispatch.py compares
 the two answers on every shipped value set and CPT code.
 """
@@ -108,8 +108,9 @@ class OperationDispatch:
                 if k.startswith("HTTP_")) > self.settings.max_header_bytes:
             return None  # Flask answers the 414 / 431
         handler = HANDLERS.get((match.group(1), match.group(2)))
-        if handler is None or "tx-resource" in unquote(query):
-            return None
+        decoded = unquote(query)
+        if handler is None or "tx-resource" in decoded or "cache-id" in decoded:
+            return None  # request-scoped content: Flask's route scopes the registry
         started = time.perf_counter()
         rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
         pairs = _query_pairs(query)

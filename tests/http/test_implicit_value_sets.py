@@ -97,7 +97,7 @@ def test_cpt_fhir_vs_has_the_cpt_expansion_cap() -> None:
     settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], max_cpt_expansion=10,
                         response_cache_bytes=0)
     client = create_app(settings, load_registry([BUNDLED_CONTENT, DATA])).test_client()
-    body = assert_outcome(expand(client, f"{CPT_URL}?fhir_vs"), 422, "too many codes")
+    body = assert_outcome(expand(client, f"{CPT_URL}?fhir_vs"), 422, "setting max_cpt_expansion")
     assert body["issue"][0]["code"] == "too-costly"
     counted = expand(client, f"{CPT_URL}?fhir_vs", "&count=0").get_json()
     assert counted["expansion"]["total"] > 10  # count=0 asks only for the total
