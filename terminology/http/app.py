@@ -27,11 +27,17 @@ from terminology.errors import (
     FhirError,
     Issue,
     MethodNotAllowed,
-    NotAcceptable,
     NotFound,
     PayloadTooLarge,
-    UnsupportedMediaType,
     operation_outcome,
+)
+from terminology.http.negotiation import (
+    CONTENT_TYPES,
+    JSON,
+    body_format,
+    negotiate,
+    parse_body,
+    serialize,
 )
 from terminology.http.openapi import openapi_spec
 from terminology.http.response_cache import ResponseCache
@@ -47,8 +53,6 @@ from terminology.settings import Settings
 
 log = logging.getLogger("terminology")
 access_log = logging.getLogger("terminology.access")
-FHIR_JSON = "application/fhir+json; charset=utf-8"
-JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
 FORM_TYPE = "application/x-www-form-urlencoded"
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
@@ -63,28 +67,9 @@ CORS_PREFLIGHT = {
 
 
 def fhir_response(body: dict[str, Any], status: int = 200) -> Response:
-    """A FHIR JSON response from a resource dict."""
-    resp = Response(orjson.dumps(body), status=status, content_type=FHIR_JSON)
-    return resp
-
-
-def _check_accept() -> None:
-    """406 when the client accepts only formats we do not write (XML, HTML...)."""
-    fmt = request.args.get("_format")
-    if fmt is not None:
-        if fmt in ("json", "fhir+json") or fmt in JSON_TYPES:
-            return
-        raise NotAcceptable(f"_format '{fmt}' is not supported; this server writes JSON",
-                            expression="_format")
-    accept = request.headers.get("Accept")
-    if not accept:
-        return
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if any(t in JSON_TYPES or t in ("*/*", "application/*", "") for t in types):
-        return
-    raise NotAcceptable(
-        f"This server writes application/fhir+json; the request accepts only '{accept}'"
-    )
+    """A FHIR response from a resource dict, in the format the request negotiated."""
+    fmt = g.get("fmt", JSON)
+    return Response(serialize(body, fmt), status=status, content_type=CONTENT_TYPES[fmt])
 
 
 def _check_query_encoding() -> None:
@@ -150,20 +135,13 @@ def request_bag() -> ParamBag:
     length = request.content_length
     if ctype == FORM_TYPE:
         return ParamBag(query.params + _form_bag(_read_body()).params)
-    if ctype and ctype not in JSON_TYPES:
-        raise UnsupportedMediaType(
-            f"Content-Type '{request.mimetype}' is not supported; send application/fhir+json"
-        )
+    fmt = body_format(ctype)  # 415 for a type that is neither FHIR JSON nor FHIR XML
     raw = _read_body()
     if not raw and not length:
         if query.params:
             return query
         raise BadRequest("The request body is empty; send a FHIR Parameters resource")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"The request body is not valid JSON: {e}") from e
-    return ParamBag(query.params + bag_from_parameters(body).params)
+    return ParamBag(query.params + bag_from_parameters(parse_body(raw, fmt)).params)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
@@ -189,7 +167,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             return Response(status=204, headers=CORS_PREFLIGHT)
         _check_query_encoding()
         if request.path.startswith("/fhir"):
-            _check_accept()
+            g.fmt = negotiate(request.args.get("_format"), request.accept_mimetypes,
+                              request.headers.get("Accept"))
         return None
 
     @app.after_request

@@ -165,13 +165,13 @@ def test_wrong_value_type_is_400(client: Any) -> None:
 
 
 def test_unsupported_media_type_is_415(client: Any) -> None:
-    resp = client.post(LOOKUP, data=b"<Parameters/>", content_type="application/xml")
-    assert_outcome(resp, 415, "application/xml")
+    resp = client.post(LOOKUP, data=b"system=x", content_type="text/plain")
+    assert_outcome(resp, 415, "text/plain")
 
 
-def test_accept_xml_only_is_406(client: Any) -> None:
-    resp = client.get(f"{LOOKUP}?system={BODY_SITE}&code=knee", headers={"Accept": "application/fhir+xml"})
-    assert_outcome(resp, 406, "application/fhir+xml")
+def test_accept_html_only_is_406(client: Any) -> None:
+    resp = client.get(f"{LOOKUP}?system={BODY_SITE}&code=knee", headers={"Accept": "text/html"})
+    assert_outcome(resp, 406, "text/html")
 
 
 def test_unknown_route_is_404_outcome(client: Any) -> None:
