@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ def _field(name: str, index: int, annotation: Any, owner: type) -> Field:
     inner = annotation
     while True:
         origin = typing.get_origin(inner)
-        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(inner) if a is not type(None)]
             inner = args[0]
         elif origin in (list, typing.List):  # noqa: UP006 - the models use typing.List
@@ -154,7 +155,8 @@ def _write_resource(parent: Any, res: dict[str, Any], path: str) -> Any:
     if model is None:
         raise ValueError(f"{path}: not a FHIR resource (resourceType {rtype!r})")
     tag = _F + str(rtype)
-    el = etree.Element(tag, nsmap={None: FHIR_NS}) if parent is None else etree.SubElement(parent, tag)
+    nsmap: Any = {None: FHIR_NS}
+    el = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
     _write_fields(el, res, table(model), str(rtype))
     return el
 
@@ -200,9 +202,8 @@ def _write_primitives(el: Any, f: Field, value: Any, ext: Any, path: str) -> Non
         if v is None and not e:
             continue
         child = etree.SubElement(el, _F + f.name)
-        if e:
-            if e.get("id") is not None:
-                child.set("id", str(e["id"]))
+        if e and e.get("id") is not None:
+            child.set("id", str(e["id"]))
         if v is not None:
             child.set("value", _text(v, f.ptype))
         if e:
