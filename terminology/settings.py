@@ -35,6 +35,12 @@ class Settings:
     cache_dir: Path | None = None  # remembers validated content hashes; None: ~/.cache
     # Serialized answers of identical operation GETs, per worker (response_cache.py); 0: off.
     response_cache_bytes: int = 64 * 1024 * 1024
+    # Cache-Control of 200 answers to operation GETs (conditional.py); "" sends none.
+    operation_cache_control: str = "public, max-age=3600"
+    # In-app gzip of answers over gzip_min_bytes for clients that accept it (compression.py),
+    # for the standalone server; behind nginx the proxy compresses (deploy/nginx.conf.template).
+    gzip: bool = False
+    gzip_min_bytes: int = 1024
 
     @classmethod
     def from_env(cls) -> Settings:

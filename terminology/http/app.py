@@ -31,6 +31,8 @@ from terminology.errors import (
     PayloadTooLarge,
     operation_outcome,
 )
+from terminology.http.compression import Gzip
+from terminology.http.conditional import ConditionalGet, set_validators
 from terminology.http.negotiation import (
     CONTENT_TYPES,
     JSON,
@@ -54,6 +56,7 @@ from terminology.settings import Settings
 log = logging.getLogger("terminology")
 access_log = logging.getLogger("terminology.access")
 FORM_TYPE = "application/x-www-form-urlencoded"
+VARY = "Accept, Accept-Encoding, Accept-Language"  # answers differ by format, encoding, language
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 415: "not-supported"}
@@ -153,6 +156,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["tx_registry"] = registry
     app.extensions["tx_settings"] = settings
+    # When the served content last changed (Last-Modified of answers without their own
+    # meta.lastUpdated); whatever changes content while running must move it forward.
+    app.extensions["tx_last_modified"] = time.time()
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
@@ -173,6 +179,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @app.after_request
     def _finish(resp: Response) -> Response:
+        if request.path.startswith("/fhir"):
+            resp.headers["Vary"] = VARY
+            if request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed:
+                operation = request.endpoint in ("type_operation", "instance_operation")
+                set_validators(resp, g.get("resource"), app.extensions["tx_last_modified"],
+                               settings.operation_cache_control if operation else None)
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         resp.headers.update(CORS_HEADERS)
         log_access(g.get("request_id", ""), request.method, request.path, resp.status_code,
@@ -241,14 +253,18 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         _known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
-        return fhir_response(search(registry, rtype, bag_from_query(list(request.args.items(multi=True))), base_url()))
+        # R4 search.html#errors: Prefer: handling=strict makes unknown parameters a 400.
+        strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "").lower()
+        bag = bag_from_query(list(request.args.items(multi=True)))
+        return fhir_response(search(registry, rtype, bag, base_url(), strict))
 
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
         _known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
-        return fhir_response(read(registry, rtype, rid))
+        g.resource = read(registry, rtype, rid, bag_from_query(list(request.args.items(multi=True))))
+        return fhir_response(g.resource)
 
     @app.errorhandler(Exception)
     def _error(exc: Exception) -> Response:
@@ -259,6 +275,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     if settings.response_cache_bytes > 0:
         install_response_cache(app, ResponseCache(settings.response_cache_bytes),
                                _request_id, log_access)
+    # In front of the cache: a 304 for a matching validator, then gzip on the way out.
+    app.wsgi_app = ConditionalGet(app.wsgi_app)  # type: ignore[method-assign]
+    if settings.gzip:
+        app.wsgi_app = Gzip(app.wsgi_app, settings.gzip_min_bytes)  # type: ignore[method-assign]
     return app
 
 

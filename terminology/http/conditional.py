@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.http import http_date, parse_date
@@ -38,7 +38,7 @@ def version_etag(resource: dict[str, Any]) -> str | None:
     """W/"versionId" for a resource that carries meta.versionId, else None."""
     meta = resource.get("meta")
     vid = meta.get("versionId") if isinstance(meta, dict) else None
-    return f'W/"{vid}"' if isinstance(vid, str) and vid else None
+    return f'W/"{vid}"' if isinstance(vid, str) and vid and '"' not in vid else None
 
 
 def last_updated(resource: dict[str, Any]) -> str | None:
@@ -48,8 +48,12 @@ def last_updated(resource: dict[str, Any]) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        return http_date(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    try:
+        return http_date(when if when.tzinfo else when.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):
         return None
 
 
@@ -109,3 +113,25 @@ class ConditionalGet:
             start_response("304 Not Modified", [(k, v) for k, v in sent[1] if k.lower() in KEPT_ON_304])
             return [b""]
         return result
+
+
+def set_validators(resp: Any, resource: dict[str, Any] | None, last_modified: float,
+                   cache_control: str | None) -> None:
+    """ETag, Last-Modified and Cache-Control on a 200 FHIR answer to a GET (Flask response).
+
+    A resource with meta.versionId keeps its version ETag; anything else gets a strong ETag
+    of its bytes. `cache_control` is sent as given (operation answers); None sends none.
+    """
+    if resource is not None:
+        etag = version_etag(resource)
+        if etag is not None:
+            resp.headers["ETag"] = etag
+        updated = last_updated(resource)
+        if updated is not None:
+            resp.headers["Last-Modified"] = updated
+    if "ETag" not in resp.headers:
+        resp.headers["ETag"] = strong_etag(resp.get_data())
+    if "Last-Modified" not in resp.headers:
+        resp.headers["Last-Modified"] = http_date(last_modified)
+    if cache_control:
+        resp.headers["Cache-Control"] = cache_control

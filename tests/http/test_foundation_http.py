@@ -69,8 +69,9 @@ def test_search_count_limits_entries_but_not_total(client: Any) -> None:
     assert body["total"] >= 1 and body["entry"] == []
 
 
-def test_search_unknown_parameter_is_400(client: Any) -> None:
-    assert_outcome(client.get("/fhir/ValueSet?colour=red"), 400, "colour", "colour")
+def test_search_unknown_parameter_is_400_under_prefer_strict(client: Any) -> None:
+    resp = client.get("/fhir/ValueSet?colour=red", headers={"Prefer": "handling=strict"})
+    assert_outcome(resp, 400, "colour", "colour")
 
 
 def test_lookup_get_returns_display_hierarchy_and_properties(client: Any) -> None:

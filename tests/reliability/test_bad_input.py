@@ -117,7 +117,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | None]] = [
      "must be an integer", "count"),
     ("search-count-abc", "GET", "/ValueSet?_count=abc", {}, 400, "must be an integer", "_count"),
     ("search-count-minus-one", "GET", "/CodeSystem?_count=-1", {}, 400, "at least 0", "_count"),
-    ("search-unknown-parameter", "GET", "/CodeSystem?colour=red", {}, 400, "colour", "colour"),
+    ("search-unknown-parameter-strict", "GET", "/CodeSystem?colour=red", {"headers": {"Prefer": "handling=strict"}}, 400, "colour", "colour"),
     # -- query strings ---------------------------------------------------------------------
     ("invalid-utf8-code", "GET", f"{LOOKUP}?system={CPT_URL}&code=%FF%FE", {}, 400, "not valid UTF-8",
      "code"),
