@@ -171,10 +171,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         g.request_id = _request_id(request.headers.get("X-Request-Id"))
         if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
             return Response(status=204, headers=CORS_PREFLIGHT)
-        _check_query_encoding()
-        if request.path.startswith("/fhir"):
+        if request.path.startswith("/fhir"):  # first, so that later errors use the format
             g.fmt = negotiate(request.args.get("_format"), request.accept_mimetypes,
                               request.headers.get("Accept"))
+        _check_query_encoding()
         return None
 
     @app.after_request
@@ -251,7 +251,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:
         _known_type(rtype)
-        if request.method != "GET":
+        if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
         # R4 search.html#errors: Prefer: handling=strict makes unknown parameters a 400.
         strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "").lower()
@@ -261,7 +261,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
         _known_type(rtype)
-        if request.method != "GET":
+        if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
         g.resource = read(registry, rtype, rid, bag_from_query(list(request.args.items(multi=True))))
         return fhir_response(g.resource)
