@@ -153,3 +153,10 @@ def test_many_parameters_are_read_in_linear_work() -> None:
     params: dict[str, Any] = {"resourceType": "Parameters", "parameter": [
         {"name": "code", "valueCode": str(i)} for i in range(20_000)]}
     assert from_xml(to_xml(params)) == params
+
+
+def test_attribute_whitespace_survives_and_characters_xml_cannot_carry_are_replaced() -> None:
+    params = {"resourceType": "Parameters", "parameter": [{"name": "m", "valueString": 'a\nb\t"<&>'}]}
+    assert from_xml(to_xml(params)) == params
+    odd = {"resourceType": "Parameters", "parameter": [{"name": "m", "valueString": "bad\x01char"}]}
+    assert from_xml(to_xml(odd))["parameter"][0]["valueString"] == "bad\ufffdchar"
