@@ -45,7 +45,10 @@ def negotiate(format_param: str | None, accept: MIMEAccept, accept_raw: str | No
         return format_of_param(format_param)
     if not accept_raw or not accept_raw.strip():
         return JSON
-    best = accept.best_match(OFFERED)
+    # Media-type parameters (fhirVersion=4.0, charset) do not change the format; werkzeug
+    # would match them exactly, so weigh the bare types.
+    bare = MIMEAccept([(value.split(";")[0].strip(), q) for value, q in accept])
+    best = bare.best_match(OFFERED)
     if best is None:
         raise NotAcceptable(
             "This server writes application/fhir+json and application/fhir+xml; the request "

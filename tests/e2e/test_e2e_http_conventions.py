@@ -143,3 +143,11 @@ def test_read_summary_over_the_wire(live_server: str) -> None:
     assert "concept" not in body and body["url"] == BODY_SITE
     xml = get(live_server, BIG + "?_summary=true&_format=xml")
     assert from_xml(xml.content) == body
+
+
+def test_media_type_parameters_do_not_change_the_format(live_server: str) -> None:
+    # the HL7 suite runner sends "application/fhir+json; fhirVersion=4.0"
+    resp = get(live_server, "/metadata", Accept="application/fhir+json; fhirVersion=4.0")
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("application/fhir+json")
+    xml = get(live_server, "/metadata", Accept="application/fhir+xml; fhirVersion=4.0")
+    assert xml.status_code == 200 and xml.headers["Content-Type"].startswith("application/fhir+xml")

@@ -181,6 +181,9 @@ def test_posted_xml_parameters_answer_like_their_json_twin(client: Any, path: st
     ("application/fhir+json;q=0, application/json;q=0, text/json;q=0, application/json+fhir;q=0, */*",
      "application/fhir+xml"),
     ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/fhir+xml"),
+    ("application/fhir+json; fhirVersion=4.0", "application/fhir+json"),  # as the HL7 runner sends
+    ("application/fhir+xml;fhirVersion=4.0;charset=utf-8", "application/fhir+xml"),
+    ("application/fhir+xml; fhirVersion=4.0; q=0.2, application/json;q=0.3", "application/fhir+json"),
 ])
 def test_accept_is_weighed_by_quality(client: Any, accept: str, expected: str) -> None:
     resp = client.get(f"/fhir/CodeSystem/$lookup?system={CS}&code=a", headers={"Accept": accept})
