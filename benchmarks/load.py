@@ -1,7 +1,7 @@
 """Load benchmark: start the server as the README does, then measure it with wrk.
 
     python benchmarks/load.py [--duration 6] [--rounds 3] [--connections 8] [--server granian]
-                              [--no-cache] [--cpt FILE] [--json FILE]
+                              [--no-cache] [--cpt FILE] [--json FILE] [--gzip] [--header H]
 
 Starts `terminology serve` (production server, default settings, a free port), waits for
 /readyz, checks every answer once, warms up, then runs wrk against /healthz (the floor: the
@@ -51,6 +51,8 @@ TARGETS = (
     Target("healthz (floor)", "/healthz", None, '"ok"'),
     Target("$lookup", LOOKUP_72126,
            ("CodeSystem", "lookup"), '"valueCode":"72126"'),
+    Target("$lookup XML", LOOKUP_72126 + "&_format=xml",
+           ("CodeSystem", "lookup"), '<valueCode value="72126"/>'),
     Target("CodeSystem $validate-code",
            f"/fhir/CodeSystem/$validate-code?url={CPT}&code=72126&display={{display}}",
            ("CodeSystem", "validate-code"), '"name":"result","valueBoolean":true'),
@@ -230,12 +232,13 @@ def check_answers(base: str, targets: list[Target]) -> None:
 
 def measure(base: str, targets: list[Target], args: argparse.Namespace) -> list[Figures]:
     """Warm up, then run every target `rounds` times, interleaved; medians per target."""
+    extra = [x for h in args.header for x in ("-H", h)]
     for t in targets:
-        run_wrk(base + t.path, args.warmup, args.connections, args.threads)
+        run_wrk(base + t.path, args.warmup, args.connections, args.threads, extra)
     runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
     for r in range(args.rounds):
         for t in targets:
-            result = run_wrk(base + t.path, args.duration, args.connections, args.threads)
+            result = run_wrk(base + t.path, args.duration, args.connections, args.threads, extra)
             runs[t.name].append(result)
             print(f"  round {r + 1}/{args.rounds} {t.name:28s} {result['rps']:9.0f} req/s", flush=True)
     figures = []
@@ -299,6 +302,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-cache", action="store_true", help="TX_RESPONSE_CACHE_BYTES=0: every request computed")
     p.add_argument("--cpt", type=Path, action="append", default=[], help="serve a CPT database too")
     p.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    p.add_argument("--header", action="append", default=[],
+                   help="a header wrk sends with every request, e.g. 'Accept-Encoding: gzip'")
+    p.add_argument("--gzip", action="store_true", help="TX_GZIP=true: the server compresses (compression.py)")
     return p.parse_args(argv)
 
 
@@ -311,6 +317,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ)
     if args.no_cache:
         env["TX_RESPONSE_CACHE_BYTES"] = "0"
+    if args.gzip:
+        env["TX_GZIP"] = "true"
     command = (args.command.format(port=port).split() if args.command
                else serve_command(args.server, port, args.cpt))
     targets = registered_targets()
@@ -328,6 +336,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stop_server(proc)
     print_table(figures, memory)
     return {"machine": machine(), "command": command, "server": args.server, "cache": not args.no_cache,
+            "gzip": args.gzip, "headers": args.header,
             "wrk": {"threads": args.threads, "connections": args.connections, "duration_s": args.duration,
                     "rounds": args.rounds},
             "startup_s": startup_s, "figures": [asdict(f) for f in figures], "memory_mib": memory}

@@ -114,6 +114,11 @@ class Settings:
         None, "file the server writes its main process id to (for `terminology reload`)")
     admin_token: str = setting(
         "", "bearer token of POST /admin/reload (unset: the endpoint is off)", secret=True)
+    operation_cache_control: str = setting(
+        "public, max-age=3600", "Cache-Control of 200 answers to operation GETs (empty: none)")
+    gzip: bool = setting(False, "gzip answers over gzip_min_bytes in the app, for clients that "
+                         "accept it (off: it costs more than it saves; nginx compresses)")
+    gzip_min_bytes: int = setting(1024, "smallest answer the in-app gzip compresses", minimum=0)
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> Settings:

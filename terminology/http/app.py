@@ -27,13 +27,14 @@ from terminology.errors import (
     HeadersTooLarge,
     Issue,
     MethodNotAllowed,
-    UnsupportedMediaType,
     UriTooLong,
     operation_outcome,
 )
 from terminology.http import metrics
 from terminology.http.batch import run_batch
 from terminology.http.body import parse_json, read_body, too_large
+from terminology.http.compression import Gzip
+from terminology.http.conditional import ConditionalGet, set_validators
 from terminology.http.dispatch import OperationDispatch
 from terminology.http.invoke import (
     RESOURCE_TYPES,
@@ -43,7 +44,17 @@ from terminology.http.invoke import (
     known_type,
     run_operation,
 )
-from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON_TYPES, not_acceptable
+from terminology.http.negotiation import (
+    CONTENT_TYPES,
+    EVERY_ANSWER_HEADERS,
+    JSON,
+    VARY,
+    XML,
+    body_format,
+    negotiate,
+    parse_body,
+    serialize,
+)
 from terminology.http.openapi import openapi_spec
 from terminology.http.reload import reload_content
 from terminology.http.response_cache import ResponseCache
@@ -71,16 +82,9 @@ CORS_PREFLIGHT = {
 
 
 def fhir_response(body: dict[str, Any], status: int = 200) -> Response:
-    """A FHIR JSON response from a resource dict."""
-    resp = Response(orjson.dumps(body), status=status, content_type=FHIR_JSON)
-    return resp
-
-
-def _check_accept() -> None:
-    """406 when the client accepts only formats we do not write (XML, HTML...)."""
-    problem = not_acceptable(request.args.get("_format"), request.headers.get("Accept"))
-    if problem is not None:
-        raise problem
+    """A FHIR response from a resource dict, in the format the request negotiated."""
+    fmt = g.get("fmt", JSON)
+    return Response(serialize(body, fmt), status=status, content_type=CONTENT_TYPES[fmt])
 
 
 def _check_sizes(environ: dict[str, Any], settings: Settings) -> None:
@@ -141,25 +145,24 @@ def request_bag() -> ParamBag:
         return query
     if (request.mimetype or "").lower() == FORM_TYPE:
         return ParamBag(query.params + _form_bag(_read_body()).params)
-    body = json_body("a FHIR Parameters resource", allow_empty=bool(query.params))
+    body = fhir_body("a FHIR Parameters resource", allow_empty=bool(query.params))
     if body is None:
         return query
     return ParamBag(query.params + bag_from_parameters(body).params)
 
 
-def json_body(what: str, allow_empty: bool = False) -> Any:
-    """The request's JSON body (None when empty and `allow_empty`); 400/413/415 otherwise."""
-    ctype = (request.mimetype or "").lower()
-    if ctype and ctype not in JSON_TYPES:
-        raise UnsupportedMediaType(
-            f"Content-Type '{request.mimetype}' is not supported; send application/fhir+json"
-        )
+def fhir_body(what: str, allow_empty: bool = False) -> Any:
+    """The request's FHIR JSON or XML body as a dict (None when empty and `allow_empty`);
+    400/413/415 otherwise. JSON is checked for nesting depth before anything walks it."""
+    fmt = body_format(request.mimetype)  # 415 for a type that is neither FHIR JSON nor XML
     length = request.content_length
     raw = _read_body()
     if not raw and not length:
         if allow_empty:
             return None
         raise BadRequest(f"The request body is empty; send {what}")
+    if fmt == XML:
+        return parse_body(raw, fmt)
     return parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)
 
 
@@ -179,6 +182,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     server = Server(lambda: g.get("registry") or app.extensions["tx_registry"], settings,
                     CachedResources(settings.cache_id_max_ids, settings.cache_id_max_bytes,
                                     settings.cache_id_ttl))
+    # When the served content last changed (Last-Modified of answers without their own
+    # meta.lastUpdated); whatever changes content while running must move it forward.
+    app.extensions["tx_last_modified"] = time.time()
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
@@ -195,13 +201,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         g.registry = app.extensions["tx_registry"]
         if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
             return Response(status=204, headers=CORS_PREFLIGHT)
+        if request.path.startswith("/fhir"):  # first, so that later errors use the format
+            g.fmt = negotiate(request.args.get("_format"), request.accept_mimetypes,
+                              request.headers.get("Accept"))
         _check_query_encoding()
-        if request.path.startswith("/fhir"):
-            _check_accept()
         return None
 
     @app.after_request
     def _finish(resp: Response) -> Response:
+        if request.path.startswith("/fhir"):
+            resp.headers["Vary"] = VARY
+            if request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed:
+                operation = request.endpoint in ("type_operation", "instance_operation")
+                set_validators(resp, g.get("resource"), app.extensions["tx_last_modified"],
+                               settings.operation_cache_control if operation else None)
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         resp.headers.update(EVERY_ANSWER_HEADERS)
         log_access(g.get("request_id", ""), request.method, request.path, resp.status_code,
@@ -251,7 +264,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.route("/fhir/", methods=["POST"])
     def batch() -> Response:
         """POST /fhir with a batch Bundle of operation requests (terminology/http/batch.py)."""
-        bundle = json_body("a FHIR Bundle of type batch")
+        bundle = fhir_body("a FHIR Bundle of type batch")
         with request_deadline(settings.request_time_limit, settings.max_regex_length):
             return fhir_response(run_batch(server, bundle, base_url(),
                                            request.headers.get("Accept-Language"),
@@ -278,16 +291,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:
         known_type(rtype)
-        if request.method != "GET":
+        if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
-        return fhir_response(search(current(), rtype, bag_from_query(list(request.args.items(multi=True))), base_url()))
+        # R4 search.html#errors: Prefer: handling=strict makes unknown parameters a 400.
+        strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "").lower()
+        bag = bag_from_query(list(request.args.items(multi=True)))
+        return fhir_response(search(current(), rtype, bag, base_url(), strict))
 
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
         known_type(rtype)
-        if request.method != "GET":
+        if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
-        return fhir_response(read(current(), rtype, rid))
+        g.resource = read(current(), rtype, rid, bag_from_query(list(request.args.items(multi=True))))
+        return fhir_response(g.resource)
 
     @app.errorhandler(Exception)
     def _error(exc: Exception) -> Response:
@@ -295,8 +312,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     # Operation GETs answered in front of Flask, with the same bytes (terminology/http/dispatch.py)
     if settings.fast_dispatch:
-        app.wsgi_app = OperationDispatch(app.wsgi_app, lambda: app.extensions["tx_registry"], settings,  # type: ignore[method-assign]
-                                         _request_id, log_access)
+        app.wsgi_app = OperationDispatch(  # type: ignore[method-assign]
+            app.wsgi_app, lambda: app.extensions["tx_registry"], settings, _request_id,
+            log_access, lambda: app.extensions["tx_last_modified"])
 
     if settings.metrics and not settings.metrics_port:
         @app.get("/metrics")
@@ -323,6 +341,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         cache = ResponseCache(settings.response_cache_bytes)
         app.extensions["tx_response_cache"] = cache
         install_response_cache(app, cache, _request_id, log_access)
+    # In front of the cache: a 304 for a matching validator, then gzip on the way out.
+    app.wsgi_app = ConditionalGet(app.wsgi_app)  # type: ignore[method-assign]
+    if settings.gzip:
+        app.wsgi_app = Gzip(app.wsgi_app, settings.gzip_min_bytes)  # type: ignore[method-assign]
     return app
 
 

@@ -22,10 +22,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
 import orjson
-from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header
 
 from terminology.errors import FhirError
-from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, not_acceptable
+from terminology.http.conditional import strong_etag
+from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON, VARY, negotiate
 from terminology.http.response_cache import CACHEABLE
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import bag_from_query
@@ -74,8 +76,10 @@ class OperationDispatch:
     """WSGI middleware: answers type-level operation GETs without entering Flask."""
 
     def __init__(self, app: WsgiApp, registry: Callable[[], Registry], settings: Settings,
-                 request_id: Callable[[str | None], str], log_access: Callable[..., None]) -> None:
+                 request_id: Callable[[str | None], str], log_access: Callable[..., None],
+                 last_modified: Callable[[], float]) -> None:
         self.app = app
+        self.last_modified = last_modified  # when the served content last changed
         self.registry = registry  # the content served now (a reload swaps it)
         self.settings = settings
         self.request_id = request_id
@@ -88,9 +92,13 @@ class OperationDispatch:
         status, body, rid, started = answer
         if status == 200:
             environ[CACHEABLE] = True  # the response cache keeps it, as for the Flask route
+        headers = [("Content-Type", FHIR_JSON), ("Content-Length", str(len(body))), ("Vary", VARY)]
+        if status == 200:  # the validators Flask's _finish sets (conditional.set_validators)
+            headers += [("ETag", strong_etag(body)), ("Last-Modified", http_date(self.last_modified()))]
+            if self.settings.operation_cache_control:
+                headers.append(("Cache-Control", self.settings.operation_cache_control))
         start_response(_status_line(status), [
-            ("Content-Type", FHIR_JSON), ("Content-Length", str(len(body))),
-            ("X-Request-Id", rid), *EVERY_ANSWER_HEADERS.items()])
+            *headers, ("X-Request-Id", rid), *EVERY_ANSWER_HEADERS.items()])
         self.log_access(rid, "GET", environ["PATH_INFO"], status, started)
         return [body]
 
@@ -116,11 +124,15 @@ class OperationDispatch:
         pairs = _query_pairs(query)
         if pairs is None:
             return None
+        fmt = next((v for k, v in pairs if k == "_format"), None)
+        accept = environ.get("HTTP_ACCEPT")
         try:
-            fmt = next((v for k, v in pairs if k == "_format"), None)
-            problem = not_acceptable(fmt, environ.get("HTTP_ACCEPT"))
-            if problem is not None:
-                raise problem
+            if (fmt is not None or accept) and negotiate(
+                    fmt, parse_accept_header(accept, MIMEAccept), accept) != JSON:
+                return None  # XML: Flask's route writes it
+        except FhirError:
+            return None  # Flask's route answers the 406 in its own format
+        try:
             ctx = OperationContext(self.registry(), bag_from_query(pairs), self.settings, None,
                                    environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
             with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):

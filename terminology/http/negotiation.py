@@ -1,32 +1,99 @@
-"""What every answer of the HTTP face shares: the FHIR JSON content type, the CORS headers,
-and the one content-negotiation rule (Flask's routes and the operation dispatch apply it)."""
+"""Content negotiation: which format (FHIR JSON or FHIR XML) a request asks for and sends.
+
+R4 http.html#mime-type: `_format` in the query overrides the Accept header; its value is
+`json`, `xml` or a MIME type. The Accept header is weighed by quality value (werkzeug's
+parser: `*/*`, `application/*`, `q=0` meaning "not this"); on a tie JSON wins. When nothing
+offered is acceptable the answer is 406. Request bodies are FHIR JSON, FHIR XML or a form;
+anything else is 415.
+"""
 
 from __future__ import annotations
 
-from terminology.errors import NotAcceptable
+from typing import Any
 
+import orjson
+from werkzeug.datastructures import MIMEAccept
+
+from terminology.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+
+JSON = "json"
+XML = "xml"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
-JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
+CONTENT_TYPES = {JSON: FHIR_JSON, XML: "application/fhir+xml; charset=utf-8"}
 # CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
 # On every answer, whoever writes it (Flask's routes, the operation dispatch): CORS, and
 # browsers never guess a content type.
 EVERY_ANSWER_HEADERS = {**CORS_HEADERS, "X-Content-Type-Options": "nosniff"}
+VARY = "Accept, Accept-Encoding, Accept-Language"  # FHIR answers differ by format, encoding, language
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
+XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir")
+# Offered in this order: on equal quality the first wins, so JSON stays the default.
+OFFERED = (*JSON_TYPES, *XML_TYPES)
+FORMAT_PARAM = {JSON: JSON, "fhir+json": JSON, XML: XML, "fhir+xml": XML,
+                **{t: JSON for t in JSON_TYPES}, **{t: XML for t in XML_TYPES}}
 
 
-def not_acceptable(fmt: str | None, accept: str | None) -> NotAcceptable | None:
-    """The 406 for a request that accepts only formats we do not write (XML, HTML...), from
-    its `_format` parameter (which wins) and Accept header; None when JSON will do."""
-    if fmt is not None:
-        if fmt in ("json", "fhir+json") or fmt in JSON_TYPES:
-            return None
-        return NotAcceptable(f"_format '{fmt}' is not supported; this server writes JSON",
-                             expression="_format")
-    if not accept:
+def format_of_param(value: str) -> str:
+    """The format a `_format` value names; 406 for one we do not write."""
+    # '+' in an unencoded query string arrives as a space (application/fhir+xml).
+    wanted = value.strip().lower().replace(" ", "+").split(";")[0].strip()
+    fmt = FORMAT_PARAM.get(wanted)
+    if fmt is None:
+        raise NotAcceptable(f"_format '{value}' is not supported; this server writes json "
+                            "(application/fhir+json) and xml (application/fhir+xml)",
+                            expression="_format")
+    return fmt
+
+
+def negotiate(format_param: str | None, accept: MIMEAccept, accept_raw: str | None) -> str:
+    """JSON or XML for a request's `_format` and Accept header; NotAcceptable (406) if neither."""
+    if format_param is not None:
+        return format_of_param(format_param)
+    if not accept_raw or not accept_raw.strip():
+        return JSON
+    # Media-type parameters (fhirVersion=4.0, charset) do not change the format; werkzeug
+    # would match them exactly, so weigh the bare types.
+    bare = MIMEAccept([(value.split(";")[0].strip(), q) for value, q in accept])
+    best = bare.best_match(OFFERED)
+    if best is None:
+        raise NotAcceptable(
+            "This server writes application/fhir+json and application/fhir+xml; the request "
+            f"accepts only '{accept_raw}'")
+    return XML if best in XML_TYPES else JSON
+
+
+def body_format(mimetype: str | None) -> str | None:
+    """JSON or XML for a request body's media type; None when the type is absent."""
+    ctype = (mimetype or "").lower()
+    if not ctype:
         return None
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if any(t in JSON_TYPES or t in ("*/*", "application/*", "") for t in types):
-        return None
-    return NotAcceptable(
-        f"This server writes application/fhir+json; the request accepts only '{accept}'"
-    )
+    if ctype in JSON_TYPES:
+        return JSON
+    if ctype in XML_TYPES:
+        return XML
+    raise UnsupportedMediaType(
+        f"Content-Type '{mimetype}' is not supported; send application/fhir+json or "
+        "application/fhir+xml")
+
+
+def parse_body(raw: bytes, fmt: str | None) -> Any:
+    """A FHIR resource body (JSON when the type is not given) as a dict; 400 when malformed."""
+    if fmt == XML:
+        from terminology.http.fhir_xml import from_xml  # only when XML is asked for
+
+        return from_xml(raw)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"The request body is not valid JSON: {e}") from e
+    return body
+
+
+def serialize(body: dict[str, Any], fmt: str) -> bytes:
+    """A resource dict as bytes in the negotiated format."""
+    if fmt == XML:
+        from terminology.http.fhir_xml import to_xml
+
+        return to_xml(body)
+    return orjson.dumps(body)

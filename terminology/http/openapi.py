@@ -38,7 +38,9 @@ OPERATION_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
 }
 SEARCH_PARAMS: dict[str, dict[str, Any]] = {
     "url": STRING, "version": STRING, "name": STRING, "title": STRING, "status": STRING,
-    "_count": COUNT, "_summary": {"type": "string", "enum": ["true", "false", "count"]},
+    "_count": COUNT, "_offset": COUNT,
+    "_summary": {"type": "string", "enum": ["true", "text", "data", "count", "false"]},
+    "_elements": STRING, "_total": {"type": "string", "enum": ["none", "estimate", "accurate"]},
 }
 
 

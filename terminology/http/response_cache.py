@@ -13,8 +13,11 @@ operation and serialization are all skipped, which is most of the cost of a smal
 A hit replays the headers the app sent the first time (content type, length, CORS...)
 except X-Request-Id: what is per request stays per request, so the hit gets its own request
 id and its own access-log line (the app passes in the functions it uses for both). Content
-negotiation needs no re-check because the Accept header is part of the key: an answer is
-only reused for an Accept value that the app already accepted.
+negotiation needs no re-check because the Accept header and the query (with `_format`) are
+part of the key: the JSON and XML answers to one request are kept apart, and an answer is
+only reused for an Accept value that the app already accepted. Conditional GET
+(conditional.py) and gzip (compression.py) sit in front of this cache, so it holds only
+identity-encoded 200 answers with their ETag.
 """
 
 from __future__ import annotations

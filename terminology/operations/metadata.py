@@ -74,7 +74,7 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         "software": {"name": SOFTWARE, "version": __version__, "releaseDate": RELEASE_DATE},
         "implementation": {"description": SOFTWARE, "url": base_url},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "application/json"],
+        "format": ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"],
         "rest": [{
             "mode": "server",
             "resource": resources,

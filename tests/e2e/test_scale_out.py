@@ -8,6 +8,7 @@ gunicorn's graceful shutdown directly: a request in flight when SIGTERM arrives 
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
@@ -290,3 +291,16 @@ def test_sigterm_lets_in_flight_request_finish(tmp_path: Path, cache: Path) -> N
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
     finally:
         stop(proc)
+
+
+def test_nginx_gzips_answers_over_1kb_and_revalidates_them(topology: tuple[str, list[Replica]]) -> None:
+    base, _ = topology
+    url = f"{base}/CodeSystem/$lookup?system={CPT_URL}&code=72126&_format=xml"
+    plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=20)
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers and len(plain.content) > 1024
+    zipped = requests.get(url, headers={"Accept-Encoding": "gzip"}, timeout=20, stream=True)
+    assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+    wire = zipped.raw.read()
+    assert len(wire) < len(plain.content) and gzip.decompress(wire) == plain.content
+    again = requests.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]}, timeout=20)
+    assert again.status_code == 304

@@ -101,11 +101,18 @@ def test_error_answers_are_never_cached_and_keep_their_request_id(cached_app: An
     assert len(lookup_calls) == 2
 
 
-def test_a_cached_answer_is_not_served_to_a_client_that_does_not_accept_json(cached_app: Any) -> None:
+def test_a_cached_json_answer_is_not_served_to_a_client_that_asks_for_xml(cached_app: Any) -> None:
     client = cached_app.test_client()
     assert client.get(LOOKUP).status_code == 200
     assert client.get(LOOKUP).status_code == 200
-    assert_outcome(client.get(LOOKUP, headers={"Accept": "application/fhir+xml"}), 406)
+    xml = client.get(LOOKUP, headers={"Accept": "application/fhir+xml"})
+    assert xml.status_code == 200 and xml.mimetype == "application/fhir+xml"
+    assert xml.data.startswith(b"<?xml")
+    again = client.get(LOOKUP, headers={"Accept": "application/fhir+xml"})
+    assert again.data == xml.data and again.mimetype == "application/fhir+xml"
+    assert client.get(LOOKUP).mimetype == "application/fhir+json"
+    assert client.get(LOOKUP + "&_format=xml").mimetype == "application/fhir+xml"
+    assert_outcome(client.get(LOOKUP, headers={"Accept": "text/html"}), 406)
 
 
 def test_cache_size_zero_turns_the_cache_off(registry: Registry, lookup_calls: list[Any]) -> None:

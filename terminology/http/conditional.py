@@ -1,0 +1,137 @@
+"""Conditional GET: ETag and Last-Modified on FHIR answers, 304 for If-None-Match / If-Modified-Since.
+
+Loaded content is immutable while a process runs, so an answer is a pure function of the
+request: its strong ETag is a hash of the bytes sent (the same on every worker and replica
+serving the same content). A resource with meta.versionId (authored resources) gets the FHIR
+version ETag W/"versionId" instead (R4 http.html#versioning). Last-Modified is the
+resource's meta.lastUpdated when it has one, else the time the content was loaded.
+
+The 304 is decided by a WSGI middleware in front of the response cache, so a cached answer
+is revalidated without a body too; requests without a validator pass straight through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.http import http_date, parse_date
+
+Headers = list[tuple[str, str]]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+GZIP_SUFFIX = "-gzip"  # compression.py marks the ETag of a gzipped body with it
+# Headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need.
+KEPT_ON_304 = frozenset({"etag", "last-modified", "cache-control", "vary", "expires",
+                         "x-request-id", "access-control-allow-origin",
+                         "access-control-expose-headers", "content-location"})
+
+
+def strong_etag(body: bytes) -> str:
+    """A strong ETag for exactly these bytes."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def version_etag(resource: dict[str, Any]) -> str | None:
+    """W/"versionId" for a resource that carries meta.versionId, else None."""
+    meta = resource.get("meta")
+    vid = meta.get("versionId") if isinstance(meta, dict) else None
+    return f'W/"{vid}"' if isinstance(vid, str) and vid and '"' not in vid else None
+
+
+def last_updated(resource: dict[str, Any]) -> str | None:
+    """The HTTP date of meta.lastUpdated, when the resource has a valid one."""
+    meta = resource.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    try:
+        return http_date(when if when.tzinfo else when.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _opaque(tag: str) -> str:
+    """An entity tag without W/ and without the gzip marker, for weak comparison."""
+    tag = tag.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    if tag.endswith(GZIP_SUFFIX + '"'):
+        tag = tag[: -len(GZIP_SUFFIX) - 1] + '"'
+    return tag
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match against an ETag, by weak comparison (RFC 9110 13.1.2)."""
+    if if_none_match.strip() == "*":
+        return True
+    mine = _opaque(etag)
+    return any(_opaque(t) == mine for t in if_none_match.split(",") if t.strip())
+
+
+def not_modified(environ: dict[str, Any], headers: Headers) -> bool:
+    """Whether a 200 answer with these headers is a 304 for this request's validators."""
+    found = {k.lower(): v for k, v in headers}
+    inm = environ.get("HTTP_IF_NONE_MATCH")
+    if inm is not None:  # If-None-Match takes precedence over If-Modified-Since
+        etag = found.get("etag")
+        return etag is not None and etag_matches(inm, etag)
+    ims = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+    modified = parse_date(found.get("last-modified"))
+    return ims is not None and modified is not None and modified <= ims
+
+
+class ConditionalGet:
+    """WSGI middleware: a GET whose validators match the 200 answer gets a bodiless 304."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not (
+                "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ):
+            return self.app(environ, start_response)
+        sent: list[Any] = []
+
+        def capture(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            sent[:] = [status, headers]
+            if not (status.startswith("200 ") and not_modified(environ, headers)):
+                return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+            return lambda data: None
+
+        result = self.app(environ, capture)
+        if sent and sent[0].startswith("200 ") and not_modified(environ, sent[1]):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            start_response("304 Not Modified", [(k, v) for k, v in sent[1] if k.lower() in KEPT_ON_304])
+            return [b""]
+        return result
+
+
+def set_validators(resp: Any, resource: dict[str, Any] | None, last_modified: float,
+                   cache_control: str | None) -> None:
+    """ETag, Last-Modified and Cache-Control on a 200 FHIR answer to a GET (Flask response).
+
+    A resource with meta.versionId keeps its version ETag; anything else gets a strong ETag
+    of its bytes. `cache_control` is sent as given (operation answers); None sends none.
+    """
+    if resource is not None:
+        etag = version_etag(resource)
+        if etag is not None:
+            resp.headers["ETag"] = etag
+        updated = last_updated(resource)
+        if updated is not None:
+            resp.headers["Last-Modified"] = updated
+    if "ETag" not in resp.headers:
+        resp.headers["ETag"] = strong_etag(resp.get_data())
+    if "Last-Modified" not in resp.headers:
+        resp.headers["Last-Modified"] = http_date(last_modified)
+    if cache_control:
+        resp.headers["Cache-Control"] = cache_control
