@@ -26,6 +26,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header
 
 from terminology.errors import FhirError
+from terminology.http import metrics
 from terminology.http.conditional import strong_etag
 from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON, VARY, negotiate
 from terminology.http.response_cache import CACHEABLE
@@ -136,7 +137,10 @@ class OperationDispatch:
             ctx = OperationContext(self.registry(), bag_from_query(pairs), self.settings, None,
                                    environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
             with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):
-                return 200, orjson.dumps(handler(ctx)), rid, started
+                body = handler(ctx)
+            if match.group(2) == "expand":
+                metrics.record_expansion(body)  # as the Flask route counts it
+            return 200, orjson.dumps(body), rid, started
         except FhirError as e:  # the app's error handler renders a FhirError the same way
             return e.status, orjson.dumps(e.outcome()), rid, started
         except Exception:  # noqa: BLE001  (Flask answers it: its error handler logs the 500)

@@ -87,6 +87,7 @@ def reload_content(app: Flask) -> bool:
             log.exception("reload failed; still serving the previous content: %s", e)
             return False
         app.extensions["tx_registry"] = registry  # the swap: requests after it see the new one
+        app.extensions["tx_last_modified"] = time.time()  # answers may differ from now on
         cache = app.extensions.get("tx_response_cache")
         if cache is not None:
             cache.clear()

@@ -25,8 +25,10 @@ VOLATILE = re.compile(rb'"urn:uuid:[0-9a-f-]+"|"timestamp":"[^"]+"')
 
 def dispatch_of(registry: Registry, settings: Settings) -> OperationDispatch:
     app = create_app(settings, registry)
-    assert isinstance(app.wsgi_app, OperationDispatch)  # the response cache is off
-    return app.wsgi_app
+    layer = app.wsgi_app  # the dispatch, inside the conditional-GET (and gzip) middleware
+    while not isinstance(layer, OperationDispatch):
+        layer = layer.app  # the response cache is off, so the dispatch is the next layer down
+    return layer
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,10 @@ def call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]],
         sent[:] = [status, list(headers)]
 
     body = b"".join(app(dict(environ), start_response))
-    return sent[0], sent[1], VOLATILE.sub(b'"volatile"', body)
+    headers = sent[1]
+    if VOLATILE.search(body):  # the strong ETag hashes those per-call bytes: compare the rest
+        headers = [(k, "volatile" if k == "ETag" else v) for k, v in headers]
+    return sent[0], headers, VOLATILE.sub(b'"volatile"', body)
 
 
 def environ(path: str, query: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -116,8 +121,6 @@ def test_codes_of_the_full_size_release_look_up_and_validate_the_same(full_regis
 @pytest.mark.parametrize(("path", "query", "headers"), [
     ("/fhir/CodeSystem/$lookup", "system=http://unknown.test&code=1", None),  # 404
     ("/fhir/CodeSystem/$lookup", "code=72126", None),  # 400: no system
-    ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126", {"Accept": "application/xml"}),  # 406
-    ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126&_format=xml", None),  # 406
     ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126&_format=json", None),
     ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=%0072126", None),  # control character
     ("/fhir/CodeSystem/$lookup", f"code=72126&system={CPT_URL}&code=72127", None),  # repeated name
@@ -143,7 +146,17 @@ def test_errors_and_edge_cases_answer_the_same(bundled: tuple[Registry, Operatio
     ("/fhir/CodeSystem/$nope", f"system={CPT_URL}"),
     ("/fhir/Patient/$lookup", f"system={CPT_URL}"),
     ("/fhir/CodeSystem/cpt/$lookup", "code=72126"),  # instance level
+    ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126&_format=xml"),  # XML: Flask writes it
+    ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126&_format=text/html"),  # 406
+    ("/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126&cache-id=c1"),
 ])
 def test_what_it_does_not_answer_goes_to_flask(bundled: tuple[Registry, OperationDispatch], path: str,
                                                query: str) -> None:
     assert_same(bundled[1], path, query, answered=False)
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "application/fhir+xml", "text/html"])
+def test_xml_and_unacceptable_accept_headers_go_to_flask(bundled: tuple[Registry, OperationDispatch],
+                                                         accept: str) -> None:
+    assert_same(bundled[1], "/fhir/CodeSystem/$lookup", f"system={CPT_URL}&code=72126",
+                {"Accept": accept}, answered=False)

@@ -85,7 +85,7 @@ OUTCOME_XML = """<OperationOutcome xmlns="http://hl7.org/fhir">
     </extension>
     <severity value="error"/><code value="not-found"/>
     <details><text value="*"/></details>
-    <location value="code"/><expression value="code"/>
+    <expression value="code"/>
   </issue>
 </OperationOutcome>"""
 
