@@ -342,31 +342,34 @@ def test_capability_statement_lists_writes_and_security(server: Server) -> None:
 # -- concurrency ----------------------------------------------------------------------------------------
 
 
+def race(server: Server, base: dict[str, Any], etag: str, label: str, threads: int) -> list[tuple[int, str]]:
+    """`threads` authors PUT their own title over the same version at once; (status, title)s."""
+    barrier = threading.Barrier(threads)
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def author(n: int) -> None:
+        title = f"{label} author {n}"
+        barrier.wait()
+        resp = put(server, {**base, "title": title}, etag)
+        with lock:
+            results.append((resp.status_code, title))
+
+    workers = [threading.Thread(target=author, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return results
+
+
 def test_twenty_concurrent_authors_one_winner_per_version_no_lost_update(server: Server) -> None:
     vs = json_of(create(server, body_site_value_set(new_url(), ["knee"])))
     rounds, threads = 3, 20
     winners: list[str] = []
     for r in range(rounds):
         current = requests.get(f"{server.base}/ValueSet/{vs['id']}", timeout=10)
-        etag = current.headers["ETag"]
-        base = json_of(current)
-        barrier = threading.Barrier(threads)
-        results: list[tuple[int, str]] = []
-        lock = threading.Lock()
-
-        def author(n: int, base: dict[str, Any] = base, etag: str = etag,
-                   barrier: threading.Barrier = barrier, r: int = r) -> None:
-            title = f"round {r} author {n}"
-            barrier.wait()
-            resp = put(server, {**base, "title": title}, etag)
-            with lock:
-                results.append((resp.status_code, title))
-
-        workers = [threading.Thread(target=author, args=(n,)) for n in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
+        results = race(server, json_of(current), current.headers["ETag"], f"round {r}", threads)
         statuses = sorted(s for s, _ in results)
         assert statuses == [200] + [412] * (threads - 1), statuses
         winners.append(next(title for s, title in results if s == 200))
