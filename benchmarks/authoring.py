@@ -14,9 +14,9 @@ data directory). Then:
    per-round ratios writes-enabled / read-only;
 3. the same reads on the writes-enabled server while a writer PUTs 2 times per second
    (every write empties each worker's response cache);
-4. in process, without HTTP: a cached $lookup answered by the app with and without the
-   per-request freshness check in front (the only thing enabling writes adds to a read),
-   interleaved, median of the rounds. wrk on a shared 2-core machine moves by more than 5 %
+4. in process, without HTTP: a cached $lookup and the search, answered by a read-only app
+   and by a writes-on app (the per-request freshness check in front: what enabling writes
+   adds to a read), interleaved, median of the rounds. wrk on a shared 2-core machine moves by more than 5 %
    between two runs of the same server; this isolates the difference.
 wrk is the Debian package `wrk`.
 """
@@ -135,8 +135,9 @@ class Writer(threading.Thread):
             self.writes += 1
 
 
-def in_process(rounds: int, n: int = 5000) -> dict[str, float]:
-    """Microseconds per cached $lookup through the app with and without the freshness check."""
+def in_process(rounds: int, n: int = 2000) -> dict[str, float]:
+    """Microseconds per request, in process: a read-only app against a writes-on app (the
+    freshness check in front, the write routes registered), for a cached and a computed read."""
     import logging
 
     from werkzeug.test import EnvironBuilder
@@ -145,28 +146,30 @@ def in_process(rounds: int, n: int = 5000) -> dict[str, float]:
     from terminology.http.app import create_app
     from terminology.settings import Settings
 
+    read_only = create_app(Settings(), load_content(Settings()))
     settings = Settings(write_tokens=TOKEN, data_dir=Path(tempfile.mkdtemp(prefix="tx-bench-")))
-    app = create_app(settings, load_content(Settings()))
-    checked = app.wsgi_app
-    unchecked = app.extensions["tx_authoring_inner_app"]
-    environ = EnvironBuilder(path=READS["$lookup 72126 (cached)"]).get_environ()
+    writes_on = create_app(settings, load_content(Settings()))
     logging.disable(logging.INFO)
 
-    def per_request(wsgi: Any) -> float:
+    def per_request(app: Any, environ: dict[str, Any]) -> float:
         started = time.perf_counter()
         for _ in range(n):
-            b"".join(wsgi(dict(environ), lambda *a: None))
+            b"".join(app.wsgi_app(dict(environ), lambda *a: None))
         return (time.perf_counter() - started) / n * 1e6
 
-    per_request(checked), per_request(unchecked)
-    without, with_check = [], []
-    for _ in range(rounds):
-        without.append(per_request(unchecked))
-        with_check.append(per_request(checked))
+    out: dict[str, float] = {}
+    for label, name in (("cached_lookup", "$lookup 72126 (cached)"), ("search", "read ValueSet (computed)")):
+        environ = EnvironBuilder(path=READS[name]).get_environ()
+        per_request(read_only, environ), per_request(writes_on, environ)
+        ro, rw = [], []
+        for _ in range(rounds):
+            ro.append(per_request(read_only, environ))
+            rw.append(per_request(writes_on, environ))
+        out[f"{label}_read_only_us"] = round(statistics.median(ro), 2)
+        out[f"{label}_writes_on_us"] = round(statistics.median(rw), 2)
+        out[f"{label}_ratio"] = round(statistics.median(w / r for w, r in zip(rw, ro, strict=True)), 3)
     logging.disable(logging.NOTSET)
-    return {"without_check_us": round(statistics.median(without), 2),
-            "with_check_us": round(statistics.median(with_check), 2),
-            "difference_us": round(statistics.median(w - o for w, o in zip(with_check, without, strict=True)), 2)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
