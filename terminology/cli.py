@@ -52,6 +52,10 @@ def _apply_flags(s: Settings, args: argparse.Namespace) -> None:
         s.server = args.server
     if getattr(args, "cpt_rules", None):
         s.cpt_rules = args.cpt_rules
+    if getattr(args, "store", None):
+        s.store = args.store
+    if getattr(args, "data_dir", None):
+        s.data_dir = args.data_dir
 
 
 def _load(settings: Settings) -> Any:
@@ -186,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cpt-rules", choices=("cpt", "tx.fhir.org"), default=None,
                        help="rules for CPT modifier expressions (default cpt: CPT and CMS "
                             "guidance; tx.fhir.org: tx.fhir.org's rules exactly)")
+    serve.add_argument("--store", default=None, metavar="URL",
+                       help="where authored resources live: postgresql://... to share writes "
+                            "between replicas (default: SQLite under the data directory)")
+    serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                       help="the data directory (the SQLite store); default ~/.local/share/cpt-terminology")
     serve.add_argument("--dev", action="store_true", help="use Flask's development server")
     serve.set_defaults(func=cmd_serve)
 

@@ -119,6 +119,25 @@ class Settings:
     gzip: bool = setting(False, "gzip answers over gzip_min_bytes in the app, for clients that "
                          "accept it (off: it costs more than it saves; nginx compresses)")
     gzip_min_bytes: int = setting(1024, "smallest answer the in-app gzip compresses", minimum=0)
+    # Authored resources (terminology/store): '' is SQLite under data_dir; postgresql://...
+    # when replicas share writes. Opened when writes are enabled or a store is named.
+    store: str = setting("", "where authored resources live: empty for SQLite under the data "
+                         "directory, postgresql://... when replicas share writes", secret=True)
+    data_dir: Path | None = setting(
+        None, "the data directory: the SQLite store and the workers' change bell "
+              "(unset: $XDG_DATA_HOME/cpt-terminology)")
+    store_poll_ms: int = setting(250, "how often (ms) a worker asks the store for writes of "
+                                 "other replicas", minimum=10)
+    # Who may write (terminology/http/auth.py); writes are off unless one way is configured.
+    write_tokens: str = setting("", "comma-separated static bearer tokens that may write",
+                                secret=True)
+    write_tokens_file: Path | None = setting(None, "file of static write tokens, one per line")
+    jwt_jwks_url: str = setting("", "JWKS URL of the keys that sign JWT access tokens")
+    jwt_public_key: str = setting("", "PEM public key (or its path) that signs JWT access "
+                                  "tokens", secret=True)
+    jwt_issuer: str = setting("", "the issuer JWT access tokens must name")
+    jwt_audience: str = setting("", "the audience JWT access tokens must name")
+    read_requires_token: bool = setting(False, "reads need a token with a read scope too")
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +164,28 @@ class Settings:
             if isinstance(value, int | float) and not isinstance(value, bool) and (
                     (low is not None and value < low) or (high is not None and value > high)):
                 raise SettingsError(f"{where}: expected {_range(low, high)} ({meta['help']})")
+
+    def static_tokens(self) -> list[str]:
+        """The static write tokens, from write_tokens and write_tokens_file."""
+        tokens = [t.strip() for t in self.write_tokens.split(",") if t.strip()]
+        if self.write_tokens_file is not None:
+            tokens += [t.strip() for t in self.write_tokens_file.read_text().splitlines() if t.strip()]
+        return tokens
+
+    @property
+    def jwt_enabled(self) -> bool:
+        """Whether JWT access tokens are accepted (a key source, issuer and audience set)."""
+        return bool((self.jwt_jwks_url or self.jwt_public_key) and self.jwt_issuer and self.jwt_audience)
+
+    @property
+    def writes_enabled(self) -> bool:
+        """Writes are on only when a way to authorize them is configured."""
+        return bool(self.write_tokens or self.write_tokens_file or self.jwt_enabled)
+
+    def store_dir(self) -> Path:
+        """The data directory: the SQLite store and the workers' change bell."""
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+        return self.data_dir or base / "cpt-terminology"
 
     def validation_cache(self) -> Path:
         """Where hashes of content already validated with fhir.resources are remembered."""

@@ -31,6 +31,8 @@ from terminology.errors import (
     operation_outcome,
 )
 from terminology.http import metrics
+from terminology.http.auth import Authorizer
+from terminology.http.authoring import Authoring
 from terminology.http.batch import run_batch
 from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.compression import Gzip
@@ -60,6 +62,7 @@ from terminology.http.reload import reload_content
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
 from terminology.http.web import web as web_pages
+from terminology.http.writes import install_writes, read_headers
 from terminology.logs import request_id as log_request_id
 from terminology.operations import HANDLERS
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
@@ -75,8 +78,9 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 414: "too-long", 415: "not-supported", 431: "too-long"}
 CORS_PREFLIGHT = {
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization, "
+                                    "If-Match, If-None-Exist, Prefer",
     "Access-Control-Max-Age": "86400",
 }
 
@@ -186,6 +190,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # meta.lastUpdated); whatever changes content while running must move it forward.
     app.extensions["tx_last_modified"] = time.time()
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
+    authorizer = Authorizer(settings)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
     def base_url() -> str:
@@ -248,12 +253,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             # cache-id content lives in one worker's memory: advertised only when there is one
             return fhir_response(terminology_capabilities(current(), base_url(),
                                                           cache_ids=settings.workers == 1))
-        return fhir_response(capability_statement(current(), base_url(), routed))
+        return fhir_response(capability_statement(current(), base_url(), routed,
+                                                  writes=authorizer.writes_enabled,
+                                                  jwt=authorizer.jwt_enabled))
 
     @app.get("/fhir/openapi.json")
     def openapi() -> Response:
         """The OpenAPI 3 description of these endpoints (client generators, fuzzers)."""
-        body = openapi_spec(HANDLERS, RESOURCE_TYPES, request.host_url)
+        body = openapi_spec(HANDLERS, RESOURCE_TYPES, request.host_url, authorizer.writes_enabled)
         return Response(orjson.dumps(body), content_type="application/json")
 
     @app.get("/fhir/$versions")
@@ -288,7 +295,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             metrics.record_expansion(body)
         return fhir_response(body)
 
-    @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    # Writes (POST, PUT, DELETE) are routed by http/writes.py; what is left here is refused.
+    @app.route("/fhir/<rtype>", methods=["GET", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:
         known_type(rtype)
         if request.method not in ("GET", "HEAD"):
@@ -298,13 +306,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         bag = bag_from_query(list(request.args.items(multi=True)))
         return fhir_response(search(current(), rtype, bag, base_url(), strict))
 
-    @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
         known_type(rtype)
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
+        headers = read_headers(app, rtype, rid)  # a stored resource: its version; 410 when deleted
         g.resource = read(current(), rtype, rid, bag_from_query(list(request.args.items(multi=True))))
-        return fhir_response(g.resource)
+        resp = fhir_response(g.resource)
+        resp.headers.update(headers)
+        return resp
 
     @app.errorhandler(Exception)
     def _error(exc: Exception) -> Response:
@@ -336,8 +347,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                             content_type="application/json")
 
     # Response cache (terminology/response_cache.py): repeated operation GETs are answered in
-    # front of Flask, each with its own request id and access-log line.
-    if settings.response_cache_bytes > 0:
+    # front of Flask, each with its own request id and access-log line. Not when reads need a
+    # token: the cache answers before any check.
+    cache = None
+    if settings.response_cache_bytes > 0 and not settings.read_requires_token:
         cache = ResponseCache(settings.response_cache_bytes)
         app.extensions["tx_response_cache"] = cache
         install_response_cache(app, cache, _request_id, log_access)
@@ -345,6 +358,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.wsgi_app = ConditionalGet(app.wsgi_app)  # type: ignore[method-assign]
     if settings.gzip:
         app.wsgi_app = Gzip(app.wsgi_app, settings.gzip_min_bytes)  # type: ignore[method-assign]
+    # Authored resources (http/authoring.py, http/writes.py): the store's content joins the
+    # registry, and every request first follows the store's change feed (outermost).
+    authoring = Authoring(settings, registry, cache) if authorizer.writes_enabled or settings.store else None
+    install_writes(app, authoring, authorizer)
+    if authoring is not None:
+        app.extensions["tx_authoring"] = authoring  # a reload serves the stored resources too
+        authoring.on_change = lambda: app.extensions.__setitem__("tx_last_modified", time.time())
+        app.wsgi_app = authoring.middleware(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -388,7 +409,9 @@ def _request_id(sent: str | None) -> str:
 def error_response(exc: Exception) -> Response:
     """Any exception as an OperationOutcome response with the right status."""
     if isinstance(exc, FhirError):
-        return fhir_response(exc.outcome(), exc.status)
+        resp = fhir_response(exc.outcome(), exc.status)
+        resp.headers.update(exc.headers)
+        return resp
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         if status == 413:

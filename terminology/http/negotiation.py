@@ -21,7 +21,8 @@ XML = "xml"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 CONTENT_TYPES = {JSON: FHIR_JSON, XML: "application/fhir+xml; charset=utf-8"}
 # CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*",
+                "Access-Control-Expose-Headers": "X-Request-Id, ETag, Location, Last-Modified, WWW-Authenticate"}
 # On every answer, whoever writes it (Flask's routes, the operation dispatch): CORS, and
 # browsers never guess a content type.
 EVERY_ANSWER_HEADERS = {**CORS_HEADERS, "X-Content-Type-Options": "nosniff"}

@@ -86,6 +86,14 @@ def reload_content(app: Flask) -> bool:
             metrics.record_failed_load()
             log.exception("reload failed; still serving the previous content: %s", e)
             return False
+        authoring = app.extensions.get("tx_authoring")
+        if authoring is not None:
+            try:
+                authoring.rebase(registry)  # authored resources join the new content
+            except Exception as e:  # the store is down: keep serving what is loaded
+                metrics.record_failed_load()
+                log.exception("reload failed; the store could not be read: %s", e)
+                return False
         app.extensions["tx_registry"] = registry  # the swap: requests after it see the new one
         app.extensions["tx_last_modified"] = time.time()  # answers may differ from now on
         cache = app.extensions.get("tx_response_cache")

@@ -25,7 +25,7 @@ VOLATILE = re.compile(rb'"urn:uuid:[0-9a-f-]+"|"timestamp":"[^"]+"')
 
 def dispatch_of(registry: Registry, settings: Settings) -> OperationDispatch:
     app = create_app(settings, registry)
-    layer = app.wsgi_app  # the dispatch, inside the conditional-GET (and gzip) middleware
+    layer: Any = app.wsgi_app  # the dispatch, inside the conditional-GET (and gzip) middleware
     while not isinstance(layer, OperationDispatch):
         layer = layer.app  # the response cache is off, so the dispatch is the next layer down
     return layer
