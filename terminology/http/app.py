@@ -322,7 +322,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return error_response(exc)
 
     # Operation GETs answered in front of Flask, with the same bytes (terminology/http/dispatch.py)
-    if settings.fast_dispatch:
+    # Not when reads need a token: the read check is Flask's (http/writes.py, auth.py).
+    if settings.fast_dispatch and not settings.read_requires_token:
         app.wsgi_app = OperationDispatch(  # type: ignore[method-assign]
             app.wsgi_app, lambda: app.extensions["tx_registry"], settings, _request_id,
             log_access, lambda: app.extensions["tx_last_modified"])
