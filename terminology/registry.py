@@ -62,15 +62,18 @@ class _Canonicals:
         self._newest.pop(url, None)
 
     def get(self, url: str, version: str | None) -> Any | None:
+        # the memo first, then the items: a replace() in between leaves this reader writing
+        # into the memo it discards, never a stale newest into the fresh one
+        newest = self._newest
         if version is None:
-            found = self._newest.get(url)
+            found = newest.get(url)
             if found is not None:
                 return found
         versions = self.items.get(url)
         if not versions:
             return None
         if version is None:
-            found = self._newest[url] = versions[max(versions, key=version_key)]
+            found = newest[url] = versions[max(versions, key=version_key)]
             return found
         if version in versions:
             return versions[version]
@@ -97,6 +100,7 @@ class _Canonicals:
         else:
             items.pop(url, None)
         self.items = items
+        self._newest = {}  # the newest version of `url` may have changed
 
 
 class Registry:
