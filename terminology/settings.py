@@ -35,6 +35,9 @@ class Settings:
     cache_dir: Path | None = None  # remembers validated content hashes; None: ~/.cache
     # Serialized answers of identical operation GETs, per worker (response_cache.py); 0: off.
     response_cache_bytes: int = 64 * 1024 * 1024
+    # Where the order-set editor proposes new value sets' canonical urls start (url = base +
+    # "/" + a slug of the title); empty: this server's own /fhir/ValueSet.
+    editor_url_base: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -1,4 +1,4 @@
-"""The browser's routes: search, concept, value set and code system pages.
+"""The browser's routes: search, concept, value set and code system pages, the order-set editor.
 
 Views parse the query string, call operations through terminology.http.web.calls and render a
 template; they hold no terminology logic. Errors on these pages are HTML pages (the FHIR
@@ -16,9 +16,10 @@ from werkzeug.exceptions import HTTPException
 
 from terminology.errors import BadRequest, FhirError, NotFound
 from terminology.http.web import concept as concepts
+from terminology.http.web import editor as editing
 from terminology.http.web import search as searching
 from terminology.http.web import valueset as valuesets
-from terminology.http.web.calls import FhirCall, registry, run
+from terminology.http.web.calls import FhirCall, registry, run, settings
 from terminology.operations.lookup import resolve_code_system
 
 log = logging.getLogger("terminology.http.web")
@@ -149,6 +150,41 @@ def code_system_page() -> str:
                          for i in (v.get("compose") or {}).get("include", []))]
     return _page("codesystem.html", [call], [provider.url], provider=provider,
                  versions=registry().code_system_versions(provider.url), value_sets=value_sets)
+
+
+@web.get("/editor")
+def editor_new() -> str:
+    """The order-set editor for a new value set; `?from={id}` starts from a copy of one."""
+    source = _arg("from")
+    copied = registry().by_id("ValueSet", source) if source else None
+    if source and copied is None:
+        raise NotFound(f"No value set with id '{source}' is loaded here", expression="from")
+    return _editor(editing.draft_for_new(copied), None)
+
+
+@web.get("/editor/<rid>")
+def editor_edit(rid: str) -> str:
+    """The order-set editor over the loaded value set with id `rid`."""
+    value_set = registry().by_id("ValueSet", rid)
+    if value_set is None:
+        raise NotFound(f"No value set with id '{rid}' is loaded here", expression="id")
+    return _editor(value_set, rid)
+
+
+@web.get("/editor/<rid>/_history/<vid>")
+def editor_version(rid: str, vid: str) -> str:
+    """One saved version of an order set, read-only, with its expansion (editor.js reads the
+    version through the FHIR API: GET /fhir/ValueSet/{rid}/_history/{vid})."""
+    return _editor({"resourceType": "ValueSet"}, rid, vid)
+
+
+def _editor(draft: dict[str, Any], rid: str | None, version_id: str | None = None) -> str:
+    systems = editing.editor_systems(registry())
+    config = {"id": rid, "versionId": version_id, "draft": draft,
+              "systems": editing.systems_json(systems),
+              "urlBase": editing.url_base(settings().editor_url_base, request.host_url)}
+    return _page("editor.html", [], [s.url for s in systems], config=config, draft=draft,
+                 rid=rid, version_id=version_id)
 
 
 # -- errors: HTML on these pages -------------------------------------------------------------
