@@ -160,6 +160,14 @@ def validate_resource(
         memo.remember(digest)
 
 
+def resource_problems(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (element path, problem) the loader's checks find in `resource` (none: valid)."""
+    rtype = resource.get("resourceType")
+    if rtype not in RESOURCE_TYPES:
+        return [("resourceType", f"'{rtype}' is not CodeSystem, ValueSet or ConceptMap")]
+    return [*_binding_errors(resource), *_model_errors(resource)]
+
+
 def read_resources(path: Path) -> list[LoadedResource]:
     """The CodeSystem/ValueSet/ConceptMap resources in one JSON file (a Bundle is unpacked)."""
     try:
@@ -237,6 +245,21 @@ def add_resource(registry: Registry, resource: dict[str, Any]) -> None:
         registry.add_value_set(resource)
     elif rtype == "ConceptMap":
         registry.add_concept_map(resource)
+
+
+def apply_stored(registry: Registry, resource_type: str, rid: str,
+                 resource: dict[str, Any] | None) -> None:
+    """Serve `resource` as resource_type/rid (None: no longer serve it): authored content.
+
+    Only this resource is (re)indexed; the rest of the registry is untouched.
+    """
+    provider = None
+    if resource is not None and resource_type == "CodeSystem" and resource.get("content") != "supplement":
+        provider = make_provider(resource)
+        prepare = getattr(provider, "prepare_indexes", None)
+        if prepare is not None:
+            prepare()
+    registry.replace_resource(resource_type, rid, resource, provider)
 
 
 # -- tx-resource: resources supplied with a request -------------------------------------------

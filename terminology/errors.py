@@ -76,6 +76,7 @@ class FhirError(Exception):
         exprs = [expression] if isinstance(expression, str) else list(expression or [])
         first = Issue("error", code, text, exprs, tx_code, message_id)
         self.issues: list[Issue] = [first] + list(issues or [])
+        self.headers: dict[str, str] = {}  # extra response headers (WWW-Authenticate)
 
     @property
     def text(self) -> str:
@@ -161,4 +162,61 @@ class PayloadTooLarge(FhirError):
 
     def __init__(self, text: str, **kw: Any) -> None:
         kw.setdefault("code", "too-costly")
+        super().__init__(text, **kw)
+
+
+class Unauthorized(FhirError):
+    """401: no token, or a token that is not valid; answered with WWW-Authenticate: Bearer."""
+
+    status = 401
+
+    def __init__(self, text: str, *, bearer_error: str | None = None, **kw: Any) -> None:
+        kw.setdefault("code", "login")
+        super().__init__(text, **kw)
+        # RFC 6750 section 3: error="invalid_token" only when a token was sent
+        challenge = 'Bearer realm="terminology"'
+        if bearer_error:
+            challenge += f', error="{bearer_error}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(FhirError):
+    """403: a valid token without the scope the interaction needs."""
+
+    status = 403
+
+    def __init__(self, text: str, *, scope: str = "", **kw: Any) -> None:
+        kw.setdefault("code", "forbidden")
+        super().__init__(text, **kw)
+        self.headers = {"WWW-Authenticate":
+                        f'Bearer realm="terminology", error="insufficient_scope", scope="{scope}"'}
+
+
+class Gone(FhirError):
+    """410: the resource existed and was deleted."""
+
+    status = 410
+
+    def __init__(self, text: str, **kw: Any) -> None:
+        kw.setdefault("code", "deleted")
+        super().__init__(text, **kw)
+
+
+class Conflict(FhirError):
+    """409: the write conflicts with the current state of the server."""
+
+    status = 409
+
+    def __init__(self, text: str, **kw: Any) -> None:
+        kw.setdefault("code", "conflict")
+        super().__init__(text, **kw)
+
+
+class PreconditionFailed(FhirError):
+    """412: If-Match names a version that is not current, or a conditional matched several."""
+
+    status = 412
+
+    def __init__(self, text: str, **kw: Any) -> None:
+        kw.setdefault("code", "conflict")
         super().__init__(text, **kw)

@@ -73,6 +73,24 @@ class _Canonicals:
     def versions(self, url: str) -> list[str | None]:
         return sorted(self.items.get(url, {}), key=version_key)
 
+    def replace(self, url: str, version: str | None, old: Any, new: Any) -> None:
+        """Swap `old` (when it is the item held) for `new` (None: remove), copy-on-write.
+
+        Request threads read these dicts without a lock; building new ones and assigning
+        them means a reader iterating sees the old dict or the new one, never a half-change.
+        """
+        held = dict(self.items.get(url, {}))
+        if old is not None and held.get(version) is old:
+            del held[version]
+        if new is not None:
+            held[version] = new
+        items = dict(self.items)
+        if held:
+            items[url] = held
+        else:
+            items.pop(url, None)
+        self.items = items
+
 
 class Registry:
     """Code systems (providers), value sets and concept maps by canonical url and version."""
@@ -111,6 +129,51 @@ class Registry:
         self._all_concept_maps.append(resource)
         if resource.get("id") and self.parent is None:
             self._by_id[("ConceptMap", resource["id"])] = resource
+
+    def replace_resource(self, resource_type: str, rid: str, resource: dict[str, Any] | None,
+                         provider: CodeSystemProvider | None = None) -> None:
+        """Put (or, with None, remove) the resource with this type and id: authored content.
+
+        A CodeSystem comes with its provider (a supplement without one). Only the old
+        version's entries are touched, copy-on-write, while requests keep reading.
+        """
+        key = (resource_type, rid)
+        old = self._by_id.get(key)
+        if old is not None:
+            self._unplace(resource_type, old)
+        if resource is not None:
+            self._place(resource_type, resource, provider)
+        by_id = dict(self._by_id)
+        if resource is None:
+            by_id.pop(key, None)
+        else:
+            by_id[key] = provider.resource if provider is not None else resource
+        self._by_id = by_id
+
+    def _table(self, resource_type: str, resource: dict[str, Any]) -> _Canonicals:
+        if resource_type == "CodeSystem":
+            return self._supplements if resource.get("content") == "supplement" else self._code_systems
+        return self._value_sets if resource_type == "ValueSet" else self._concept_maps
+
+    def _unplace(self, resource_type: str, resource: dict[str, Any]) -> None:
+        """Remove one resource (a code system by its provider's resource) from its table."""
+        url, version = resource.get("url", ""), resource.get("version")
+        table = self._table(resource_type, resource)
+        held = table.items.get(url, {}).get(version)
+        if held is resource or getattr(held, "resource", None) is resource:
+            table.replace(url, version, held, None)
+        if resource_type == "ConceptMap":
+            self._all_concept_maps = [m for m in self._all_concept_maps if m is not resource]
+
+    def _place(self, resource_type: str, resource: dict[str, Any],
+               provider: CodeSystemProvider | None) -> None:
+        """Add one resource (a code system as its provider) to its table."""
+        url, version = resource.get("url", ""), resource.get("version")
+        table = self._table(resource_type, resource)
+        item: Any = provider if provider is not None else resource
+        table.replace(url, version, None, item)
+        if resource_type == "ConceptMap":
+            self._all_concept_maps = [*self._all_concept_maps, resource]
 
     # -- finding ---------------------------------------------------------------------------
 

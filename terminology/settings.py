@@ -38,6 +38,19 @@ class Settings:
     # Where the order-set editor proposes new value sets' canonical urls start (url = base +
     # "/" + a slug of the title); empty: this server's own /fhir/ValueSet.
     editor_url_base: str = ""
+    # Authored resources (terminology/store): '' is SQLite under data_dir; postgresql://...
+    # when replicas share writes. Opened when writes are enabled or a store is named.
+    store: str = field(default="", repr=False)  # a PostgreSQL URL may carry a password
+    data_dir: Path | None = None  # None: $XDG_DATA_HOME/cpt-terminology (~/.local/share)
+    store_poll_ms: int = 250  # how often a worker asks the store for writes of other replicas
+    # Who may write (terminology/http/auth.py); writes are off unless one way is configured.
+    write_tokens: str = field(default="", repr=False)  # comma-separated static bearer tokens
+    write_tokens_file: Path | None = None  # or one token per line in a file
+    jwt_jwks_url: str = ""  # JWT access tokens: keys from a JWKS URL...
+    jwt_public_key: str = field(default="", repr=False)  # ...or a PEM public key (or its path)
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    read_requires_token: bool = False  # reads need a token with a read scope too
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,8 +63,8 @@ class Settings:
             raw = os.environ[key]
             if f.name in ("content_dirs", "cpt_databases"):
                 setattr(s, f.name, _env_list(key))
-            elif f.name == "cache_dir":
-                s.cache_dir = Path(raw)
+            elif f.name in ("cache_dir", "data_dir", "write_tokens_file"):
+                setattr(s, f.name, Path(raw) if raw else None)
             elif isinstance(getattr(s, f.name), bool):
                 setattr(s, f.name, raw.lower() in ("1", "true", "yes"))
             elif isinstance(getattr(s, f.name), int):
@@ -61,6 +74,28 @@ class Settings:
             else:
                 setattr(s, f.name, raw)
         return s
+
+    def static_tokens(self) -> list[str]:
+        """The static write tokens, from write_tokens and write_tokens_file."""
+        tokens = [t.strip() for t in self.write_tokens.split(",") if t.strip()]
+        if self.write_tokens_file is not None:
+            tokens += [t.strip() for t in self.write_tokens_file.read_text().splitlines() if t.strip()]
+        return tokens
+
+    @property
+    def jwt_enabled(self) -> bool:
+        """Whether JWT access tokens are accepted (a key source, issuer and audience set)."""
+        return bool((self.jwt_jwks_url or self.jwt_public_key) and self.jwt_issuer and self.jwt_audience)
+
+    @property
+    def writes_enabled(self) -> bool:
+        """Writes are on only when a way to authorize them is configured."""
+        return bool(self.write_tokens or self.write_tokens_file or self.jwt_enabled)
+
+    def store_dir(self) -> Path:
+        """The data directory: the SQLite store and the workers' change bell."""
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+        return self.data_dir or base / "cpt-terminology"
 
     def validation_cache(self) -> Path:
         """Where hashes of content already validated with fhir.resources are remembered."""

@@ -33,10 +33,13 @@ from terminology.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from terminology.http.auth import Authorizer
+from terminology.http.authoring import Authoring
 from terminology.http.openapi import openapi_spec
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
 from terminology.http.web import web as web_pages
+from terminology.http.writes import install_writes, read_headers
 from terminology.operations import HANDLERS, OperationContext
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
 from terminology.operations.search import read, search
@@ -54,10 +57,12 @@ RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 415: "not-supported"}
 # CORS for browser-based FHIR apps (SMART apps, form builders): any origin, no credentials.
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Request-Id"}
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*",
+                "Access-Control-Expose-Headers": "X-Request-Id, ETag, Location, Last-Modified, WWW-Authenticate"}
 CORS_PREFLIGHT = {
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization, "
+                                    "If-Match, If-None-Exist, Prefer",
     "Access-Control-Max-Age": "86400",
 }
 
@@ -176,6 +181,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.extensions["tx_registry"] = registry
     app.extensions["tx_settings"] = settings
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
+    authorizer = Authorizer(settings)
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
     def base_url() -> str:
@@ -216,7 +222,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def metadata() -> Response:
         if request.args.get("mode") == "terminology":
             return fhir_response(terminology_capabilities(registry, base_url()))
-        return fhir_response(capability_statement(registry, base_url(), routed))
+        return fhir_response(capability_statement(registry, base_url(), routed,
+                                                  writes=authorizer.writes_enabled,
+                                                  jwt=authorizer.jwt_enabled))
 
     @app.get("/fhir/openapi.json")
     def openapi() -> Response:
@@ -257,29 +265,41 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         with request_deadline(settings.request_time_limit):
             return fhir_response(handler(ctx))
 
-    @app.route("/fhir/<rtype>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    # Writes (POST, PUT, DELETE) are routed by http/writes.py; what is left here is refused.
+    @app.route("/fhir/<rtype>", methods=["GET", "DELETE", "PATCH"])
     def type_search(rtype: str) -> Response:
         _known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
         return fhir_response(search(registry, rtype, bag_from_query(list(request.args.items(multi=True))), base_url()))
 
-    @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PATCH"])
     def instance_read(rtype: str, rid: str) -> Response:
         _known_type(rtype)
         if request.method != "GET":
             raise MethodNotAllowed(f"{request.method} on {rtype}/{rid} is not supported: this server is read-only")
-        return fhir_response(read(registry, rtype, rid))
+        headers = read_headers(app, rtype, rid)  # a stored resource: its version; 410 when deleted
+        resp = fhir_response(read(registry, rtype, rid))
+        resp.headers.update(headers)
+        return resp
 
     @app.errorhandler(Exception)
     def _error(exc: Exception) -> Response:
         return error_response(exc)
 
     # Response cache (terminology/response_cache.py): repeated operation GETs are answered in
-    # front of Flask, each with its own request id and access-log line.
-    if settings.response_cache_bytes > 0:
-        install_response_cache(app, ResponseCache(settings.response_cache_bytes),
-                               _request_id, log_access)
+    # front of Flask, each with its own request id and access-log line. Not when reads need a
+    # token: the cache answers before any check.
+    cache = None
+    if settings.response_cache_bytes > 0 and not settings.read_requires_token:
+        cache = ResponseCache(settings.response_cache_bytes)
+        install_response_cache(app, cache, _request_id, log_access)
+    # Authored resources (http/authoring.py, http/writes.py): the store's content joins the
+    # registry, and every request first follows the store's change feed.
+    authoring = Authoring(settings, registry, cache) if authorizer.writes_enabled or settings.store else None
+    install_writes(app, authoring, authorizer)
+    if authoring is not None:
+        app.wsgi_app = authoring.middleware(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -308,7 +328,9 @@ def _known_type(rtype: str) -> None:
 def error_response(exc: Exception) -> Response:
     """Any exception as an OperationOutcome response with the right status."""
     if isinstance(exc, FhirError):
-        return fhir_response(exc.outcome(), exc.status)
+        resp = fhir_response(exc.outcome(), exc.status)
+        resp.headers.update(exc.headers)
+        return resp
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         if status == 413:

@@ -1,7 +1,8 @@
 """A bounded in-process cache of serialized operation answers for identical GET requests.
 
-Content never changes while a process runs, so an operation's answer is a pure function of
-the request line and the few headers the request path reads: repeating the same GET can
+Between writes content does not change, so an operation's answer is a pure function of
+the request line and the few headers the request path reads (an authored write empties the
+cache of every worker, http/authoring.py): repeating the same GET can
 reuse the bytes serialized the first time. Only successful (200) answers of the operation
 routes are kept: an error may depend on time (the request time limit) and is cheap to
 rebuild. Requests that carry their own content (tx-resource) or a body (POST) are never
@@ -54,6 +55,8 @@ class ResponseCache:
         self._entries: OrderedDict[CacheKey, Entry] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        # Bumped by clear(): an answer computed before a clear is not stored after it.
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -71,11 +74,24 @@ class ResponseCache:
                 self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: CacheKey, headers: Headers, body: bytes) -> None:
-        """Store an answer under `key`, evicting the least recently used ones to fit."""
+    def clear(self) -> None:
+        """Forget every answer (content changed: an authored resource was written)."""
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
+            self.generation += 1
+
+    def put(self, key: CacheKey, headers: Headers, body: bytes, generation: int | None = None) -> None:
+        """Store an answer under `key`, evicting the least recently used ones to fit.
+
+        `generation`: the cache's generation when the answer's computation began; an answer
+        begun before the last clear() may come from old content and is dropped.
+        """
         if len(body) > self.max_entry_bytes:
             return
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             old = self._entries.pop(key, None)
             if old is not None:
                 self._size -= len(old[1])
@@ -127,6 +143,7 @@ class CachedOperations:
     def _miss(self, key: CacheKey, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Run the app; keep its answer when it is a 200 from an operation route."""
         sent: list[Any] = []
+        generation = self.cache.generation
 
         def capture(status: str, headers: Headers, exc_info: Any = None) -> Any:
             sent[:] = [status, headers]
@@ -142,7 +159,7 @@ class CachedOperations:
             if close is not None:
                 close()
         headers = [(k, v) for k, v in sent[1] if k.lower() != REQUEST_ID_HEADER]
-        self.cache.put(key, headers, body)
+        self.cache.put(key, headers, body, generation)
         return [body]
 
 

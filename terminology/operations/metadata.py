@@ -35,21 +35,46 @@ def _feature(definition: str, value: dict[str, Any]) -> dict[str, Any]:
     ]}
 
 
-def capability_statement(registry: Registry, base_url: str, operations: set[str]) -> dict[str, Any]:
-    """The CapabilityStatement; `operations` names the operations currently routed."""
+WRITE_INTERACTIONS = ("create", "update", "delete", "vread", "history-instance")
+SMART_SECURITY = {"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                  "code": "SMART-on-FHIR"}
+
+
+def _security(writes: bool, jwt: bool) -> dict[str, Any]:
+    """rest.security: how writes are authorized (bearer tokens; SMART scopes for JWTs)."""
+    if not writes:
+        return {"cors": True, "description": "Read-only: no interaction needs a token."}
+    out: dict[str, Any] = {"cors": True}
+    if jwt:
+        out["service"] = [{"coding": [SMART_SECURITY], "text": "OAuth2 bearer JWT with SMART v2 scopes"}]
+    out["description"] = (
+        "Writes need Authorization: Bearer <token>: a service token, or a JWT access token "
+        "with SMART v2 scopes such as system/ValueSet.cud or user/*.cu (create c, update u, "
+        "delete d). 401 without a valid token, 403 without the scope.")
+    return out
+
+
+def capability_statement(registry: Registry, base_url: str, operations: set[str], *,
+                         writes: bool = False, jwt: bool = False) -> dict[str, Any]:
+    """The CapabilityStatement; `operations` names the operations routed, `writes` whether
+    the write interactions are enabled (and `jwt` whether JWT access tokens are accepted)."""
     resources = []
     for rtype in ("CodeSystem", "ValueSet", "ConceptMap"):
         ops = [{"name": name, "definition": d} for t, name, d in OPERATIONS
                if t == rtype and f"{t}/{name}" in operations]
         entry: dict[str, Any] = {
             "type": rtype,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": [{"code": "read"}, {"code": "search-type"},
+                            *({"code": c} for c in (WRITE_INTERACTIONS if writes else ()))],
             "searchParam": [
                 {"name": n, "type": t} for n, t in
                 (("url", "uri"), ("version", "token"), ("name", "string"),
                  ("title", "string"), ("status", "token"))
             ],
         }
+        if writes:
+            entry.update(versioning="versioned-update", readHistory=True, updateCreate=True,
+                         conditionalCreate=True, conditionalUpdate=True, conditionalDelete="not-supported")
         if ops:
             entry["operation"] = ops
         resources.append(entry)
@@ -76,6 +101,7 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         "format": ["application/fhir+json", "application/json"],
         "rest": [{
             "mode": "server",
+            "security": _security(writes, jwt),
             "resource": resources,
             "operation": [{"name": "versions", "definition": OPERATION_BASE + "versions"}],
         }],

@@ -1,4 +1,4 @@
-"""CORS for browser-based FHIR apps: any origin may GET and POST, no credentials."""
+"""CORS for browser-based FHIR apps: any origin may read and write, no cookies (tokens only)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ LOOKUP = f"/fhir/CodeSystem/$lookup?system={CPT_URL}&code=72126"
 
 def assert_simple_cors(headers: Any) -> None:
     assert headers["Access-Control-Allow-Origin"] == "*"
-    assert headers["Access-Control-Expose-Headers"] == "X-Request-Id"
+    exposed = {h.strip() for h in headers["Access-Control-Expose-Headers"].split(",")}
+    # a browser editor reads the version (ETag), where a create went (Location) and why a
+    # write was refused (WWW-Authenticate)
+    assert exposed == {"X-Request-Id", "ETag", "Location", "Last-Modified", "WWW-Authenticate"}
     assert "Access-Control-Allow-Credentials" not in headers
 
 
@@ -36,16 +39,17 @@ def test_post_and_error_answers_carry_cors_headers(client: Any) -> None:
     assert_simple_cors(bad.headers)
 
 
-def test_preflight_allows_get_post_and_the_fhir_headers(client: Any) -> None:
+def test_preflight_allows_the_write_methods_and_the_fhir_headers(client: Any) -> None:
     resp = client.options("/fhir/ValueSet/$expand", headers={
         **ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type, authorization"})
     assert resp.status_code == 204 and resp.get_data() == b""
     assert_simple_cors(resp.headers)
     methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
-    assert methods == {"GET", "POST", "OPTIONS"}
+    assert methods == {"GET", "POST", "PUT", "DELETE", "OPTIONS"}
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
-    assert allowed == {"content-type", "accept", "accept-language", "x-request-id", "authorization"}
+    assert allowed == {"content-type", "accept", "accept-language", "x-request-id", "authorization",
+                       "if-match", "if-none-exist", "prefer"}
     assert int(resp.headers["Access-Control-Max-Age"]) > 0
 
 

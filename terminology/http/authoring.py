@@ -1,0 +1,89 @@
+"""The authored-content state of one app: the store, the change feed, what is protected.
+
+Opened by create_app when writes are enabled (or a store is named): migrates the schema,
+serves the current version of every stored resource from the registry, and wraps the WSGI
+app so each request first follows the change feed (store/feed.py). A change applied here
+re-indexes only the changed resource and empties this worker's response cache, so no
+cached answer outlives the version it was computed from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from terminology.content import apply_stored
+from terminology.http.response_cache import ResponseCache
+from terminology.registry import Registry
+from terminology.settings import Settings
+from terminology.store import Store, StoredVersion, store_url
+from terminology.store.feed import Bell, ChangeFeed
+
+log = logging.getLogger("terminology.store")
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class Authoring:
+    """The store and what this worker serves from it."""
+
+    def __init__(self, settings: Settings, registry: Registry, cache: ResponseCache | None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.cache = cache
+        data_dir = settings.store_dir()
+        self.store = Store(store_url(settings.store, data_dir))
+        self.store.migrate()
+        # What files and hosted code systems hold, before any stored resource is added:
+        # a write may never replace or shadow it.
+        self.protected_ids = {(t, str(r.get("id"))) for t in ("CodeSystem", "ValueSet", "ConceptMap")
+                              for r in registry.resources(t)}
+        self.protected_urls = {(t, str(r.get("url"))) for t in ("ValueSet", "ConceptMap")
+                               for r in registry.resources(t)}
+        self.protected_urls |= {("CodeSystem", p.url) for p in registry.providers()}
+        self.deleted: set[tuple[str, str]] = set()
+        self.stored: set[tuple[str, str]] = set()
+        seq, current = self.store.current()
+        self._apply(list(current), clear=False)
+        self.feed = ChangeFeed(self.store, seq, self._apply, Bell(data_dir / "store-changes.bell"),
+                               settings.store_poll_ms)
+        self.store.close()  # no connection open when the server forks its workers
+
+    def _apply(self, changed: list[StoredVersion], clear: bool = True) -> None:
+        """Serve the current version of each changed resource (or stop serving it)."""
+        for v in changed:
+            key = (v.resource_type, v.id)
+            if key in self.protected_ids or (
+                    v.resource is not None and (v.resource_type, str(v.resource.get("url"))) in self.protected_urls):
+                log.warning("stored %s/%s is shadowed by bundled content; not served", *key)
+                continue
+            try:
+                apply_stored(self.registry, v.resource_type, v.id, None if v.deleted else v.resource)
+            except Exception:  # one bad stored resource must not stop every request
+                log.exception("could not serve stored %s/%s version %s", *key, v.version_id)
+                continue
+            if v.deleted:
+                self.deleted.add(key)
+                self.stored.discard(key)
+            else:
+                self.deleted.discard(key)
+                self.stored.add(key)
+        if clear and self.cache is not None:
+            self.cache.clear()
+
+    def follow(self) -> None:
+        """Catch up with the store if it changed; a store that is down leaves reads as they are."""
+        try:
+            self.feed.check()
+        except Exception:
+            log.exception("could not read the store's change feed; serving what is loaded")
+
+    def middleware(self, app: WsgiApp) -> WsgiApp:
+        """`app` behind a check of the change feed (outermost: before the response cache)."""
+
+        def fresh(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            self.follow()
+            return app(environ, start_response)
+
+        return fresh
