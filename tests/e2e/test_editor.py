@@ -24,6 +24,7 @@ from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, shot
 TOKEN = "editor-e2e-token"  # a static write token of the test server only
 SPINE_CT = [{"property": "modality", "op": "=", "value": "CT"},
             {"property": "body-region", "op": "in", "value": "cervical-spine,lumbar-spine,thoracic-spine"}]
+BUNDLED_SPINE_CT = "https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct"
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
@@ -117,7 +118,7 @@ def spine_ct_rule(page: Page) -> None:
 def create_rule_based(page: Page, site: str, title: str) -> str:
     """A saved rule-based order set (CT, any spine region, any contrast); its id."""
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill(title)
+    page.get_by_label("Title", exact=True).fill(title)
     spine_ct_rule(page)
     expect(page.locator("#preview-count")).to_contain_text("9 codes")
     set_token(page)
@@ -131,7 +132,7 @@ def create_rule_based(page: Page, site: str, title: str) -> str:
 
 def test_order_set_from_search_results_is_previewed_saved_and_reloaded(page: Page, site: str) -> None:
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill("CT cervical spine, from search")
+    page.get_by_label("Title", exact=True).fill("CT cervical spine, from search")
     expect(page.get_by_label("Name (for computers)")).to_have_value("CtCervicalSpineFromSearch")
     expect(page.get_by_label("Canonical URL")).to_have_value(f"{site}/fhir/ValueSet/ct-cervical-spine-from-search")
     page.get_by_label("Search codes").press_sequentially("computed cerv", delay=30)
@@ -153,7 +154,7 @@ def test_order_set_from_search_results_is_previewed_saved_and_reloaded(page: Pag
     assert body["name"] == "CtCervicalSpineFromSearch"
 
     page.reload()
-    expect(page.get_by_label("Title")).to_have_value("CT cervical spine, from search")
+    expect(page.get_by_label("Title", exact=True)).to_have_value("CT cervical spine, from search")
     expect(page.locator("#compose-list")).to_contain_text("72127")
     expect(page.locator("#preview-count")).to_contain_text("3 codes")
     expect(page.locator("#history li")).to_have_count(1)
@@ -161,9 +162,9 @@ def test_order_set_from_search_results_is_previewed_saved_and_reloaded(page: Pag
 
 def test_order_set_from_a_facet_rule_stays_a_rule_with_the_right_total(page: Page, site: str) -> None:
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill("CT spine, any contrast")
-    page.get_by_label("Version").fill("2026.1")
-    page.get_by_label("Status").select_option("active")
+    page.get_by_label("Title", exact=True).fill("CT spine, any contrast")
+    page.get_by_label("Version", exact=True).fill("2026.1")
+    page.get_by_label("Status", exact=True).select_option("active")
     page.get_by_label("Clinical use").fill("Pick list when a clinician orders a CT of the spine.")
     spine_ct_rule(page)
     total = expand_total(site, {"include": [{"system": CPT_URL, "filter": SPINE_CT}]})
@@ -191,7 +192,10 @@ def test_order_set_from_a_facet_rule_stays_a_rule_with_the_right_total(page: Pag
 
 def test_editing_and_saving_again_makes_version_2_with_history(page: Page, site: str) -> None:
     rid = create_rule_based(page, site, "CT spine, edited twice")
-    page.reload()
+    url = stored(site, rid).json()["url"]
+    page.goto(f"{site}/valueset?url={url}")
+    page.get_by_role("link", name="Edit in the order-set editor").click()
+    expect(page).to_have_url(re.compile(f"/editor/{rid}$"))
     page.get_by_label("Clinical use").fill("Second version: the description changed.")
     save(page)  # the token is still set for this tab
     expect(page.locator("#save-status")).to_contain_text("Saved as version 2")
@@ -220,12 +224,12 @@ def test_a_stale_save_shows_the_conflict_message_and_offers_to_reload(page: Page
     expect(page.get_by_role("button", name="Reload the latest version")).to_be_focused()
     assert stored(site, rid).json()["title"] == "CT spine, the other author's title"  # not overwritten
     page.get_by_role("button", name="Reload the latest version").click()
-    expect(page.get_by_label("Title")).to_have_value("CT spine, the other author's title")
+    expect(page.get_by_label("Title", exact=True)).to_have_value("CT spine, the other author's title")
 
 
 def test_saving_without_a_token_shows_the_401_message(page: Page, site: str) -> None:
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill("No token")
+    page.get_by_label("Title", exact=True).fill("No token")
     page.get_by_label("Add by code").fill("72125")
     page.get_by_role("button", name="Add codes").click()
     save(page)
@@ -236,7 +240,7 @@ def test_saving_without_a_token_shows_the_401_message(page: Page, site: str) -> 
 
 def test_a_wrong_token_is_refused_and_forgotten(page: Page, site: str) -> None:
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill("Wrong token")
+    page.get_by_label("Title", exact=True).fill("Wrong token")
     page.get_by_label("Add by code").fill("72125")
     page.get_by_role("button", name="Add codes").click()
     page.get_by_label("Write token").fill("not-the-token")
@@ -248,14 +252,14 @@ def test_a_wrong_token_is_refused_and_forgotten(page: Page, site: str) -> None:
 
 def test_an_invalid_draft_shows_the_servers_issues_beside_the_fields(page: Page, site: str) -> None:
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill("Invalid draft")
-    page.get_by_label("Canonical URL").fill("not a url")  # a FHIR uri has no spaces
+    page.get_by_label("Title", exact=True).fill("Invalid draft")
+    page.get_by_label("Canonical URL").fill(BUNDLED_SPINE_CT)  # bundled content is read-only
     page.get_by_label("Add by code").fill("72125")
     page.get_by_role("button", name="Add codes").click()
     set_token(page)
     save(page)
     expect(page.locator("#save-status")).to_contain_text("The server refused the order set (422)")
-    expect(page.locator("#vs-url-error")).to_be_visible()
+    expect(page.locator("#vs-url-error")).to_contain_text("bundled or hosted content")
     expect(page.get_by_label("Canonical URL")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#vs-title-error")).to_be_hidden()
 
@@ -321,7 +325,7 @@ def test_the_whole_flow_works_by_keyboard_only(page: Page, site: str) -> None:
 def test_the_editor_fits_a_phone_width_screen(browser: Browser, site: str) -> None:
     page = new_page(browser, 390, 844)
     page.goto(site + "/editor")
-    page.get_by_label("Title").fill("Phone CT spine")
+    page.get_by_label("Title", exact=True).fill("Phone CT spine")
     page.get_by_label("Search codes").press_sequentially("lumbar", delay=30)
     page.get_by_role("button", name=re.compile(r"^Add 72131 ")).click()
     spine_ct_rule(page)
@@ -333,10 +337,12 @@ def test_the_editor_fits_a_phone_width_screen(browser: Browser, site: str) -> No
     page.context.close()
 
 
-def test_the_value_set_page_links_to_its_editor(page: Page, site: str) -> None:
-    page.goto(f"{site}/valueset?url=https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct")
-    page.get_by_role("link", name="Edit in the order-set editor").click()
-    expect(page).to_have_url(re.compile(r"/editor/spine-ct$"))
-    expect(page.get_by_label("Title")).to_have_value("Spine CT orders")
+def test_a_bundled_value_set_is_copied_into_the_editor(page: Page, site: str) -> None:
+    page.goto(f"{site}/valueset?url={BUNDLED_SPINE_CT}")
+    page.get_by_role("link", name="Copy as a new order set").click()
+    expect(page).to_have_url(re.compile(r"/editor\?from=spine-ct$"))
+    expect(page.locator("#copy-notice")).to_contain_text("read-only")
+    expect(page.get_by_label("Title", exact=True)).to_have_value("Copy of Spine CT orders")
+    expect(page.get_by_label("Canonical URL")).to_have_value(f"{site}/fhir/ValueSet/copy-of-spine-ct-orders")
     expect(page.locator("#compose-list")).to_contain_text("Modality is CT")
     expect(page.locator("#preview-count")).to_contain_text("9 codes")

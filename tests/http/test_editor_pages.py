@@ -83,11 +83,30 @@ def test_url_base_defaults_to_this_server_and_follows_the_setting(registry: Regi
     assert config(app.test_client(), "/editor")["urlBase"] == "https://orders.example.org/fhir/ValueSet"
 
 
-def test_editing_a_loaded_value_set_embeds_it_as_the_draft(client: Any) -> None:
-    cfg = config(client, "/editor/spine-ct")
-    assert cfg["id"] == "spine-ct"
-    assert cfg["draft"]["url"] == "https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct"
-    assert cfg["draft"]["compose"]["include"][0]["filter"][0] == {"property": "modality", "op": "=", "value": "CT"}
+def test_editing_bundled_content_opens_a_copy(client: Any) -> None:
+    resp = client.get("/editor/spine-ct")
+    assert resp.status_code == 303
+    assert resp.headers["Location"].endswith("/editor?from=spine-ct")
+    body = client.get("/editor?from=spine-ct").get_data(as_text=True)
+    assert "bundled with the server and read-only" in body
+
+
+def test_editing_an_authored_value_set_embeds_it_with_its_version(tmp_path: Path) -> None:
+    app = create_app(Settings(write_tokens="t", data_dir=tmp_path), load_registry([BUNDLED_CONTENT]))
+    client = app.test_client()
+    vs = {"resourceType": "ValueSet", "url": "http://orders.test/vs/ct", "status": "draft",
+          "title": "CT", "compose": {"include": [{"system": CPT_URL, "filter": [
+              {"property": "modality", "op": "=", "value": "CT"}]}]}}
+    resp = client.post("/fhir/ValueSet", json=vs, headers={"Authorization": "Bearer t",
+                                                          "Content-Type": "application/fhir+json"})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    rid = resp.get_json()["id"]
+    cfg = config(client, f"/editor/{rid}")
+    assert cfg["id"] == rid
+    assert cfg["draft"]["meta"]["versionId"] == "1"
+    assert cfg["draft"]["compose"] == vs["compose"]
+    page = client.get("/valueset?url=http://orders.test/vs/ct").get_data(as_text=True)
+    assert f'href="/editor/{rid}"' in page
 
 
 def test_copying_a_value_set_keeps_its_definition_but_not_its_identity(client: Any) -> None:
@@ -113,9 +132,9 @@ def test_a_version_page_asks_editor_js_for_that_version(client: Any) -> None:
     assert "version 3" in client.get("/editor/spine-ct/_history/3").get_data(as_text=True)
 
 
-def test_value_set_page_links_to_its_editor_and_to_a_copy(client: Any) -> None:
+def test_bundled_value_set_page_links_to_a_copy_in_the_editor(client: Any) -> None:
     body = client.get("/valueset?url=https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct").get_data(as_text=True)
-    assert 'href="/editor/spine-ct"' in body
+    assert 'href="/editor/spine-ct"' not in body  # bundled: read-only
     assert 'href="/editor?from=spine-ct"' in body
 
 
@@ -125,6 +144,6 @@ def test_the_draft_json_cannot_close_the_script_element(tmp_path: Path) -> None:
         "title": "</script><script>alert(1)</script>",
         "compose": {"include": [{"system": CPT_URL, "concept": [{"code": "72125"}]}]}}))
     client = create_app(Settings(), load_registry([BUNDLED_CONTENT, tmp_path])).test_client()
-    body = client.get("/editor/xss").get_data(as_text=True)
+    body = client.get("/editor?from=xss").get_data(as_text=True)
     assert "</script><script>alert(1)" not in body
-    assert config(client, "/editor/xss")["draft"]["title"] == "</script><script>alert(1)</script>"
+    assert config(client, "/editor?from=xss")["draft"]["title"] == "Copy of </script><script>alert(1)</script>"

@@ -132,6 +132,12 @@ def url_base(configured: str, host_url: str) -> str:
     return base.rstrip("/")
 
 
+def is_authored(value_set: dict[str, Any]) -> bool:
+    """Whether the value set came from the store (the write API gives it meta.versionId);
+    bundled and file content is read-only and is edited as a copy."""
+    return bool((value_set.get("meta") or {}).get("versionId"))
+
+
 def draft_for_new(source: dict[str, Any] | None = None) -> dict[str, Any]:
     """The value set a new order set starts as: empty, or a copy of `source`'s definition
     and clinical use (a new title, name, url and version are for the author to give)."""

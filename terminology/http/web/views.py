@@ -11,7 +11,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 from terminology.errors import BadRequest, FhirError, NotFound
@@ -134,6 +135,7 @@ def value_set_page() -> str:
     pager = valuesets.Pager(offset, count, int(expansion.get("total", len(entries))))
     systems = [e.get("system", "") for _, e in entries]
     return _page("valueset.html", [call], systems, value_set=value_set,
+                 authored=editing.is_authored(value_set),
                  rules=valuesets.compose_rules(registry(), value_set), entries=entries,
                  pager=pager, filter=text or "", count=count, show_system=len(set(systems)) > 1)
 
@@ -159,15 +161,17 @@ def editor_new() -> str:
     copied = registry().by_id("ValueSet", source) if source else None
     if source and copied is None:
         raise NotFound(f"No value set with id '{source}' is loaded here", expression="from")
-    return _editor(editing.draft_for_new(copied), None)
+    return _editor(editing.draft_for_new(copied), None, copied_from=copied)
 
 
 @web.get("/editor/<rid>")
-def editor_edit(rid: str) -> str:
+def editor_edit(rid: str) -> str | Response:
     """The order-set editor over the loaded value set with id `rid`."""
     value_set = registry().by_id("ValueSet", rid)
     if value_set is None:
         raise NotFound(f"No value set with id '{rid}' is loaded here", expression="id")
+    if not editing.is_authored(value_set):  # bundled content is read-only: edit a copy
+        return redirect(url_for("web.editor_new", **{"from": rid}), 303)
     return _editor(value_set, rid)
 
 
@@ -178,13 +182,14 @@ def editor_version(rid: str, vid: str) -> str:
     return _editor({"resourceType": "ValueSet"}, rid, vid)
 
 
-def _editor(draft: dict[str, Any], rid: str | None, version_id: str | None = None) -> str:
+def _editor(draft: dict[str, Any], rid: str | None, version_id: str | None = None,
+            copied_from: dict[str, Any] | None = None) -> str:
     systems = editing.editor_systems(registry())
     config = {"id": rid, "versionId": version_id, "draft": draft,
               "systems": editing.systems_json(systems),
               "urlBase": editing.url_base(settings().editor_url_base, request.host_url)}
     return _page("editor.html", [], [s.url for s in systems], config=config, draft=draft,
-                 rid=rid, version_id=version_id)
+                 rid=rid, version_id=version_id, copied_from=copied_from)
 
 
 # -- errors: HTML on these pages -------------------------------------------------------------
