@@ -21,7 +21,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import CPT_URL, DATA, free_port, wait_ready
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, shot
 
-TOKEN = "editor-e2e-token"  # a static write token of the test server only
+TOKEN = "editor-e2e-token"
+URL_BASE = "https://orders.example.org/fhir/ValueSet"  # TX_EDITOR_URL_BASE of the test server  # a static write token of the test server only
 SPINE_CT = [{"property": "modality", "op": "=", "value": "CT"},
             {"property": "body-region", "op": "in", "value": "cervical-spine,lumbar-spine,thoracic-spine"}]
 BUNDLED_SPINE_CT = "https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct"
@@ -34,7 +35,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("editor-server") / "server.log"
     env = {**os.environ, "TX_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
-           "TX_DATA_DIR": str(tmp_path_factory.mktemp("data")), "TX_WRITE_TOKENS": TOKEN}
+           "TX_DATA_DIR": str(tmp_path_factory.mktemp("data")), "TX_WRITE_TOKENS": TOKEN,
+           "TX_EDITOR_URL_BASE": URL_BASE}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "terminology.cli", "serve", "--host", "127.0.0.1",
@@ -134,7 +136,7 @@ def test_order_set_from_search_results_is_previewed_saved_and_reloaded(page: Pag
     page.goto(site + "/editor")
     page.get_by_label("Title", exact=True).fill("CT cervical spine, from search")
     expect(page.get_by_label("Name (for computers)")).to_have_value("CtCervicalSpineFromSearch")
-    expect(page.get_by_label("Canonical URL")).to_have_value(f"{site}/fhir/ValueSet/ct-cervical-spine-from-search")
+    expect(page.get_by_label("Canonical URL")).to_have_value(f"{URL_BASE}/ct-cervical-spine-from-search")
     page.get_by_label("Search codes").press_sequentially("computed cerv", delay=30)
     results = page.locator("#search-results")
     expect(results.locator("li")).to_have_count(3)
@@ -145,7 +147,9 @@ def test_order_set_from_search_results_is_previewed_saved_and_reloaded(page: Pag
     expect(page.locator("#preview-count")).to_contain_text("3 codes")
     expect(page.locator("#preview tbody tr")).to_have_count(3)
     expect(page.locator('[data-copyright-for="preview"]')).to_contain_text("American Medical Association")
+    expect(page.locator("#token-set")).to_be_hidden()
     set_token(page)
+    expect(page.get_by_label("Write token")).to_be_hidden()  # asked once per tab
     save(page)
     expect(page.locator("#save-status")).to_contain_text("Saved as version 1")
     rid = saved_id(page)
@@ -154,6 +158,8 @@ def test_order_set_from_search_results_is_previewed_saved_and_reloaded(page: Pag
     assert body["name"] == "CtCervicalSpineFromSearch"
 
     page.reload()
+    expect(page.locator("#token-set")).to_be_visible()  # kept for this tab...
+    assert page.context.cookies() == [] and TOKEN not in page.url  # ...in sessionStorage only
     expect(page.get_by_label("Title", exact=True)).to_have_value("CT cervical spine, from search")
     expect(page.locator("#compose-list")).to_contain_text("72127")
     expect(page.locator("#preview-count")).to_contain_text("3 codes")
@@ -264,7 +270,7 @@ def test_an_invalid_draft_shows_the_servers_issues_beside_the_fields(page: Page,
     expect(page.locator("#vs-title-error")).to_be_hidden()
 
     # A rule the server cannot expand: the issue is shown beside the definition.
-    page.get_by_label("Canonical URL").fill(f"{site}/fhir/ValueSet/invalid-draft")
+    page.get_by_label("Canonical URL").fill(f"{URL_BASE}/invalid-draft")
     page.get_by_label("Code ranges").fill("7212-99")
     page.get_by_role("button", name="Add rule").click()
     expect(page.locator("#preview-issues")).to_contain_text("invalid range")
@@ -343,6 +349,6 @@ def test_a_bundled_value_set_is_copied_into_the_editor(page: Page, site: str) ->
     expect(page).to_have_url(re.compile(r"/editor\?from=spine-ct$"))
     expect(page.locator("#copy-notice")).to_contain_text("read-only")
     expect(page.get_by_label("Title", exact=True)).to_have_value("Copy of Spine CT orders")
-    expect(page.get_by_label("Canonical URL")).to_have_value(f"{site}/fhir/ValueSet/copy-of-spine-ct-orders")
+    expect(page.get_by_label("Canonical URL")).to_have_value(f"{URL_BASE}/copy-of-spine-ct-orders")
     expect(page.locator("#compose-list")).to_contain_text("Modality is CT")
     expect(page.locator("#preview-count")).to_contain_text("9 codes")

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
-from werkzeug.wrappers import Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from terminology.errors import BadRequest, FhirError, NotFound
 from terminology.http.web import concept as concepts
@@ -171,7 +171,8 @@ def editor_edit(rid: str) -> str | Response:
     if value_set is None:
         raise NotFound(f"No value set with id '{rid}' is loaded here", expression="id")
     if not editing.is_authored(value_set):  # bundled content is read-only: edit a copy
-        return redirect(url_for("web.editor_new", **{"from": rid}), 303)
+        copy: dict[str, Any] = {"from": rid}  # 'from' is a Python keyword
+        return redirect(url_for("web.editor_new", **copy), 303)
     return _editor(value_set, rid)
 
 
