@@ -31,6 +31,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         s.threads = args.threads
     if getattr(args, "server", None):
         s.server = args.server
+    if getattr(args, "store", None):
+        s.store = args.store
+    if getattr(args, "data_dir", None):
+        s.data_dir = args.data_dir
     return s
 
 
@@ -110,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=None, help="threads per worker")
     serve.add_argument("--server", choices=("granian", "gunicorn"), default=None,
                        help="production WSGI server (default granian)")
+    serve.add_argument("--store", default=None, metavar="URL",
+                       help="where authored resources live: postgresql://... to share writes "
+                            "between replicas (default: SQLite under the data directory)")
+    serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                       help="the data directory (the SQLite store); default ~/.local/share/cpt-terminology")
     serve.add_argument("--dev", action="store_true", help="use Flask's development server")
     serve.set_defaults(func=cmd_serve)
 

@@ -229,7 +229,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.get("/fhir/openapi.json")
     def openapi() -> Response:
         """The OpenAPI 3 description of these endpoints (client generators, fuzzers)."""
-        body = openapi_spec(HANDLERS, RESOURCE_TYPES, request.host_url)
+        body = openapi_spec(HANDLERS, RESOURCE_TYPES, request.host_url, authorizer.writes_enabled)
         return Response(orjson.dumps(body), content_type="application/json")
 
     @app.get("/fhir/$versions")

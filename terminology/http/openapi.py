@@ -125,9 +125,36 @@ def _read_only(rtype: str, methods: Iterable[str], instance: bool) -> dict[str, 
     return out
 
 
+def _write(rtype: str, method: str, instance: bool, ok: dict[str, str]) -> dict[str, Any]:
+    """A write interaction (writes enabled): its answers, each error an OperationOutcome."""
+    outcome = {"description": "OperationOutcome", "content": _content("OperationOutcome")}
+    responses: dict[str, Any] = {code: {"description": text, "content": _content("Resource")}
+                                 for code, text in ok.items()}
+    responses.update({code: outcome for code in ("400", "401", "403", "412", "422")})
+    item: dict[str, Any] = {
+        "operationId": f"{rtype}-{method}-{'instance' if instance else 'type'}",
+        "summary": f"{method.upper()} {rtype}{'/{id}' if instance else ''} (needs a bearer token)",
+        "parameters": [_path_param("id")] if instance else [],
+        "security": [{"bearer": []}],
+        "responses": responses,
+    }
+    if method in ("post", "put"):
+        item["requestBody"] = {"required": True, "content": _content("Resource")}
+    return item
+
+
+def _writes(rtype: str, instance: bool) -> dict[str, Any]:
+    if not instance:
+        return {"post": _write(rtype, "post", False, {"201": "Created", "200": "Matched If-None-Exist"}),
+                "put": _write(rtype, "put", False, {"200": "Updated", "201": "Created"})}
+    return {"put": _write(rtype, "put", True, {"200": "Updated", "201": "Created"}),
+            "delete": _write(rtype, "delete", True, {"204": "Deleted"})}
+
+
 def openapi_spec(handlers: Iterable[tuple[str, str]], resource_types: Iterable[str],
-                 server_url: str = "/") -> dict[str, Any]:
-    """The OpenAPI 3.0 document for the operations in `handlers` and the resource routes."""
+                 server_url: str = "/", writes: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.0 document for the operations in `handlers` and the resource routes
+    (`writes`: the write interactions are enabled, else they are documented as 405)."""
     paths: dict[str, Any] = {
         "/fhir/metadata": {"get": {
             "operationId": "metadata", "summary": "CapabilityStatement or TerminologyCapabilities",
@@ -141,18 +168,27 @@ def openapi_spec(handlers: Iterable[tuple[str, str]], resource_types: Iterable[s
         paths[f"/fhir/{rtype}"] = {
             "get": {"operationId": f"{rtype}-search", "summary": f"Search {rtype}",
                     "parameters": _query(SEARCH_PARAMS), "responses": _responses("Resource")},
-            **_read_only(rtype, ("post",), instance=False),
+            **(_writes(rtype, False) if writes else _read_only(rtype, ("post",), instance=False)),
         }
         paths[f"/fhir/{rtype}/{{id}}"] = {
             "get": {"operationId": f"{rtype}-read", "summary": f"Read a {rtype}",
                     "parameters": [_path_param("id")], "responses": _responses()},
-            **_read_only(rtype, ("put", "delete"), instance=True),
+            **(_writes(rtype, True) if writes else _read_only(rtype, ("put", "delete"), instance=True)),
         }
+        if writes:
+            paths[f"/fhir/{rtype}/{{id}}/_history"] = {"get": {
+                "operationId": f"{rtype}-history", "summary": f"Every version of a stored {rtype}",
+                "parameters": [_path_param("id")], "responses": _responses()}}
+            paths[f"/fhir/{rtype}/{{id}}/_history/{{vid}}"] = {"get": {
+                "operationId": f"{rtype}-vread", "summary": f"One version of a stored {rtype}",
+                "parameters": [_path_param("id"), _path_param("vid")], "responses": _responses()}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "CPT terminology server (FHIR R4)", "version": "1.0.0",
                  "description": "Terminology operations; every error is an OperationOutcome."},
         "servers": [{"url": server_url}],
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(),
+                       **({"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
+                          if writes else {})},
     }

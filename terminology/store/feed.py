@@ -5,7 +5,8 @@ signals: the *bell*, an 8-byte counter in a shared memory-mapped file under the 
 directory that a writer rings after it commits (so every worker on the host sees a write
 before the writer's HTTP answer leaves), and a clock: at most every `poll_ms` it asks the
 database for the last change number (so replicas on other hosts, sharing only PostgreSQL,
-see a write within poll_ms). When either moved, it reads the changes after its number and
+see a write within poll_ms; the first worker of a host to find it rings the bell for the
+others, so once one worker serves a write, every worker does). When either moved, it reads the changes after its number and
 applies the current version of each changed resource, and only those.
 """
 
@@ -77,6 +78,11 @@ class ChangeFeed:
             if changed:
                 self.apply(changed)
             self.seen = max(self.seen, last)
+            if self.bell is not None and last > rung:
+                # a write of another replica, found by polling: ring it for this host's
+                # other workers, so that once one worker serves it, all of them do
+                self.bell.ring(last)
+                rung = last
             self._bell_seen = rung
 
     def published(self, seq: int) -> None:

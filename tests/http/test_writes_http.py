@@ -1,0 +1,78 @@
+"""The write API's edges through the Flask test client: request shape errors, reads that need a
+token, the OpenAPI description when writes are on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from terminology.http.app import create_app
+from terminology.registry import Registry
+from terminology.settings import BUNDLED_CONTENT, Settings
+
+from ..conftest import DATA, assert_outcome
+
+TOKEN = "http-test-token-31c9"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def value_set(rid: str | None = None) -> bytes:
+    vs: dict[str, Any] = {"resourceType": "ValueSet", "url": "http://x.test/vs", "status": "draft"}
+    if rid:
+        vs["id"] = rid
+    return orjson.dumps(vs)
+
+
+@pytest.fixture()
+def writer(tmp_path: Path, registry: Registry) -> Any:
+    from terminology.content import load_registry
+
+    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], data_dir=tmp_path, write_tokens=TOKEN)
+    return create_app(settings, load_registry(settings.content_dirs)).test_client()
+
+
+def test_put_whose_body_id_differs_from_the_url_is_400(writer: Any) -> None:
+    resp = writer.put("/fhir/ValueSet/a", data=value_set("b"), headers=AUTH, content_type="application/fhir+json")
+    assert_outcome(resp, 400, "must be the id", "ValueSet.id")
+
+
+def test_body_of_another_type_or_format_is_refused(writer: Any) -> None:
+    cm = orjson.dumps({"resourceType": "ConceptMap", "status": "draft"})
+    assert_outcome(writer.post("/fhir/ValueSet", data=cm, headers=AUTH, content_type="application/fhir+json"),
+                   400, "must be a ValueSet", "resourceType")
+    assert_outcome(writer.post("/fhir/ValueSet", data=b"<ValueSet/>", headers=AUTH,
+                               content_type="application/fhir+xml"), 415)
+    assert_outcome(writer.post("/fhir/ValueSet", data=b"{", headers=AUTH, content_type="application/fhir+json"),
+                   400, "not valid JSON")
+
+
+def test_if_match_that_is_no_version_is_400(writer: Any) -> None:
+    resp = writer.put("/fhir/ValueSet/a", data=value_set("a"), content_type="application/fhir+json",
+                      headers={**AUTH, "If-Match": "*"})
+    assert_outcome(resp, 400, "If-Match", "If-Match")
+
+
+def test_writes_are_405_when_no_way_to_authorize_is_configured(client: Any) -> None:
+    resp = client.post("/fhir/ValueSet", data=value_set(), content_type="application/fhir+json", headers=AUTH)
+    assert_outcome(resp, 405, "read-only")
+    assert "put" not in client.get("/fhir/openapi.json").get_json()["paths"]["/fhir/ValueSet"]
+
+
+def test_openapi_documents_the_writes_when_they_are_on(writer: Any) -> None:
+    paths = writer.get("/fhir/openapi.json").get_json()["paths"]
+    assert set(paths["/fhir/ValueSet/{id}"]) == {"get", "put", "delete"}
+    assert {"401", "403", "412", "422"} <= set(paths["/fhir/ValueSet/{id}"]["put"]["responses"])
+    assert "/fhir/ValueSet/{id}/_history/{vid}" in paths
+
+
+def test_reads_need_a_token_when_configured(tmp_path: Path, registry: Registry) -> None:
+    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], data_dir=tmp_path, write_tokens=TOKEN,
+                        read_requires_token=True)
+    client = create_app(settings, registry).test_client()
+    lookup = "/fhir/CodeSystem/$lookup?system=http://www.ama-assn.org/go/cpt&code=72126"
+    assert_outcome(client.get(lookup), 401)
+    assert client.get(lookup, headers=AUTH).status_code == 200
+    assert client.get("/fhir/metadata").status_code == 200  # how to authenticate stays public
