@@ -7,10 +7,7 @@ Skipped only where Chromium is not installed at /usr/bin/chromium (`.ci/run` ins
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,11 +15,12 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import CPT_URL, DATA, free_port, wait_ready
+from tests.conftest import CPT_URL
+from tests.e2e.authoring_support import TOKEN, make_jwt, rsa_key, running_server, writes_env
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, shot
 
-TOKEN = "editor-e2e-token"
-URL_BASE = "https://orders.example.org/fhir/ValueSet"  # TX_EDITOR_URL_BASE of the test server  # a static write token of the test server only
+KEY = rsa_key()  # the test issuer's JWT signing key
+URL_BASE = "https://orders.example.org/fhir/ValueSet"  # TX_EDITOR_URL_BASE of the test server
 SPINE_CT = [{"property": "modality", "op": "=", "value": "CT"},
             {"property": "body-region", "op": "in", "value": "cervical-spine,lumbar-spine,thoracic-spine"}]
 BUNDLED_SPINE_CT = "https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct"
@@ -31,27 +29,11 @@ FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhi
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real server with writes enabled (TX_WRITE_TOKENS) over a fresh SQLite store."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("editor-server") / "server.log"
-    env = {**os.environ, "TX_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
-           "TX_DATA_DIR": str(tmp_path_factory.mktemp("data")), "TX_WRITE_TOKENS": TOKEN,
-           "TX_EDITOR_URL_BASE": URL_BASE}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "terminology.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--content", str(DATA)],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", proc, log)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """The real server (2 workers) with writes enabled: the static TOKEN and JWTs signed by
+    KEY, over a fresh SQLite store; its base url (pages beside /fhir)."""
+    env = writes_env(tmp_path_factory.mktemp("editor-data"), KEY, TX_EDITOR_URL_BASE=URL_BASE)
+    with running_server(tmp_path_factory.mktemp("editor-server"), env) as server:
+        yield server.base.removesuffix("/fhir")
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +74,8 @@ def stored(site: str, rid: str) -> requests.Response:
     return requests.get(f"{site}/fhir/ValueSet/{rid}", headers=FHIR_JSON, timeout=10)
 
 
-def set_token(page: Page) -> None:
-    page.get_by_label("Write token").fill(TOKEN)
+def set_token(page: Page, token: str = TOKEN) -> None:
+    page.get_by_label("Write token").fill(token)
     page.get_by_role("button", name="Use token").click()
     expect(page.locator("#token-set")).to_be_visible()
 
@@ -254,6 +236,28 @@ def test_a_wrong_token_is_refused_and_forgotten(page: Page, site: str) -> None:
     save(page)
     expect(page.locator("#save-status")).to_contain_text("did not accept your write token (401)")
     assert page.evaluate("sessionStorage.getItem('tx-write-token')") is None
+
+
+def test_a_token_without_write_scope_shows_the_403_message(page: Page, site: str) -> None:
+    page.goto(site + "/editor")
+    page.get_by_label("Title", exact=True).fill("Read-only author")
+    page.get_by_label("Add by code").fill("72125")
+    page.get_by_role("button", name="Add codes").click()
+    set_token(page, make_jwt(KEY, "user/ValueSet.rs"))  # may read, may not write
+    save(page)
+    expect(page.locator("#save-status")).to_contain_text("does not allow writing value sets (403)")
+    expect(page.locator("#token-set")).to_be_visible()  # a valid token is kept
+
+
+def test_an_author_with_a_smart_jwt_saves(page: Page, site: str) -> None:
+    page.goto(site + "/editor")
+    page.get_by_label("Title", exact=True).fill("Saved with a JWT")
+    page.get_by_label("Add by code").fill("72125")
+    page.get_by_role("button", name="Add codes").click()
+    set_token(page, make_jwt(KEY, "user/ValueSet.cud"))
+    save(page)
+    expect(page.locator("#save-status")).to_contain_text("Saved as version 1")
+    assert stored(site, saved_id(page)).json()["title"] == "Saved with a JWT"
 
 
 def test_an_invalid_draft_shows_the_servers_issues_beside_the_fields(page: Page, site: str) -> None:
