@@ -88,6 +88,8 @@ def facets(provider: CodeSystemProvider) -> list[Facet]:
     found = [Facet(p, PROPERTY_LABELS.get(p, p), [(v, _value_label(p, v)) for v in sorted(vals)])
              for p, vals in values.items() if vals and len(vals) <= MAX_FACET_VALUES]
     found.sort(key=lambda f: (order.get(f.property, len(order)), f.property))
+    if len(_FACET_CACHE) >= 256:  # authored code systems come and go: do not grow forever
+        _FACET_CACHE.clear()
     _FACET_CACHE[key] = found
     return found
 

@@ -2,15 +2,12 @@
 //   search   the search page's $expand request with `filter` (per code system, from the page)
 //   preview  POST /fhir/ValueSet/$expand with the draft inline (`valueSet`), paged, plus
 //            $batch-validate-code of the listed codes (unknown codes, displays that differ)
-//   save     POST /fhir/ValueSet or PUT /fhir/ValueSet/{id} with If-Match: W/"n" and the
-//            author's bearer token (kept in sessionStorage for this tab, never a cookie/URL)
-//   history  GET /fhir/ValueSet/{id}/_history; each version's expansion on its own page
+//   save, history: editor-save.js
 (function () {
   "use strict";
   var configEl = document.getElementById("editor-config");
   if (!configEl || !window.fetch) return;
   var cfg = JSON.parse(configEl.textContent);
-  var TOKEN_KEY = "tx-write-token";
   var PAGE = 20;
   var MAX_CHECKED = 1000; // listed codes checked by $batch-validate-code per preview
   var FIELDS = ["title", "name", "url", "version", "status", "description"];
@@ -606,169 +603,6 @@
     document.querySelectorAll("#compose-list .field-error").forEach(function (p) { p.hidden = true; p.textContent = ""; });
   }
 
-  // -- token and save --------------------------------------------------------------------
-
-  function token() { try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; } }
-
-  function showToken() {
-    var has = !!token();
-    $("token-entry").hidden = has;
-    $("token-set").hidden = !has;
-  }
-
-  function useToken() {
-    var value = $("token").value.trim();
-    if (!value) { $("token").focus(); return; }
-    sessionStorage.setItem(TOKEN_KEY, value);
-    $("token").value = "";
-    showToken();
-    announce("Token set for this tab");
-    $("save").focus();
-  }
-
-  function forgetToken() {
-    sessionStorage.removeItem(TOKEN_KEY);
-    showToken();
-    $("token").focus();
-    announce("Token forgotten");
-  }
-
-  function saveMessage(kind, parts) {
-    var box = $("save-status");
-    box.textContent = "";
-    var div = el("div", { "class": "result " + kind, role: kind === "valid" ? "status" : "alert", tabindex: "-1" }, parts);
-    box.appendChild(div);
-    return div;
-  }
-
-  function save() {
-    clearAllErrors();
-    var body = cleanDraft();
-    var headers = { "Prefer": "return=representation" };
-    var t = token();
-    if (t) headers.Authorization = "Bearer " + t;
-    var method = "POST", url = "/fhir/ValueSet";
-    if (state.id) {
-      method = "PUT";
-      url = "/fhir/ValueSet/" + encodeURIComponent(state.id);
-      body.id = state.id;
-      if (state.versionId) headers["If-Match"] = 'W/"' + state.versionId + '"';
-    }
-    $("save").disabled = true;
-    saveMessage("pending", ["Saving…"]);
-    fhir(method, url, body, headers).then(function (r) {
-      $("save").disabled = false;
-      if (r.status === 200 || r.status === 201) saved(r);
-      else if (r.status === 412) conflict();
-      else if (r.status === 401) unauthorized(r);
-      else if (r.status === 403) forbidden(r);
-      else refused(r);
-    }, function () {
-      $("save").disabled = false;
-      saveMessage("invalid", ["The server could not be reached; nothing was saved."]);
-    });
-  }
-
-  function versionFrom(r) {
-    var etag = r.headers.get("ETag") || "";
-    var m = /^(?:W\/)?"([^"]+)"$/.exec(etag.trim());
-    if (m) return m[1];
-    return r.json && r.json.meta ? r.json.meta.versionId : null;
-  }
-
-  function idFrom(r) {
-    if (r.json && r.json.resourceType === "ValueSet" && r.json.id) return r.json.id;
-    var loc = r.headers.get("Location") || r.headers.get("Content-Location") || "";
-    var m = /ValueSet\/([^/]+)/.exec(loc);
-    return m ? m[1] : state.id;
-  }
-
-  function saved(r) {
-    state.id = idFrom(r);
-    state.versionId = versionFrom(r);
-    if (r.json && r.json.resourceType === "ValueSet") {
-      state.draft = r.json;
-      if (!state.draft.compose) state.draft.compose = { include: [] };
-      renderCompose();
-    }
-    if (location.pathname !== "/editor/" + state.id) history.replaceState(null, "", "/editor/" + encodeURIComponent(state.id));
-    $("editor-heading").textContent = "Edit order set: " + (state.draft.title || state.draft.name || state.id);
-    saveMessage("valid", ["Saved" + (state.versionId ? " as version " + state.versionId : "") + ". ",
-      el("a", { href: "/valueset?url=" + encodeURIComponent(state.draft.url || "") , text: "Open the value set page" })]);
-    announce("Saved" + (state.versionId ? " version " + state.versionId : ""));
-    loadHistory();
-  }
-
-  function conflict() {
-    var box = saveMessage("invalid", [
-      el("p", { text: "Someone else saved this order set after you opened it, so your save was refused (nothing was overwritten)." }),
-      el("p", { text: "Reload to get their version; your changes on this page will be lost, so note them first." }),
-      el("button", { type: "button", id: "reload-latest", text: "Reload the latest version", onclick: function () { location.reload(); } }),
-    ]);
-    box.classList.add("conflict");
-    $("reload-latest").focus();
-  }
-
-  function unauthorized(r) {
-    var had = !!token();
-    if (had) sessionStorage.removeItem(TOKEN_KEY);
-    showToken();
-    saveMessage("invalid", [el("p", { text: had
-      ? "The server did not accept your write token (401). Enter a valid token and save again."
-      : "Saving needs a write token (401). Enter your token above and save again." }),
-      el("p", { "class": "meta", text: issuesOf(r.json).map(issueText).join(" ") })]);
-    $("token").focus();
-  }
-
-  function forbidden(r) {
-    saveMessage("invalid", [el("p", { text: "Your token is valid but does not allow writing value sets (403)." }),
-      el("p", { "class": "meta", text: issuesOf(r.json).map(issueText).join(" ") })]);
-  }
-
-  function refused(r) {
-    var issues = issuesOf(r.json);
-    var elsewhere = [], first = null;
-    issues.forEach(function (i) {
-      var placed = null;
-      (i.expression || []).forEach(function (e) { placed = showBeside(e, issueText(i)) || placed; });
-      if (placed) first = first || placed; else elsewhere.push(i);
-    });
-    var errors = issues.filter(function (i) { return i.severity === "error" || i.severity === "fatal"; }).length;
-    var parts = [el("p", { text: "The server refused the order set (" + r.status + "): " + (errors || issues.length) +
-      ((errors || issues.length) === 1 ? " problem" : " problems") + (first ? ", shown beside the fields they concern." : ".") })];
-    if (elsewhere.length) {
-      parts.push(el("ul", {}, elsewhere.map(function (i) { return el("li", { text: issueText(i) + ((i.expression || []).length ? " (" + i.expression.join(", ") + ")" : "") }); })));
-    }
-    var box = saveMessage("invalid", parts);
-    (first || box).focus();
-  }
-
-  // -- history ---------------------------------------------------------------------------
-
-  function loadHistory() {
-    if (!state.id) return;
-    fhir("GET", "/fhir/ValueSet/" + encodeURIComponent(state.id) + "/_history").then(function (r) {
-      if (r.status !== 200 || !r.json || r.json.resourceType !== "Bundle") return;
-      var list = $("history");
-      list.textContent = "";
-      (r.json.entry || []).forEach(function (e) {
-        var res = e.resource;
-        if (!res || !res.meta) {
-          list.appendChild(el("li", { text: "Deleted" }));
-          return;
-        }
-        var n = res.meta.versionId;
-        var when = res.meta.lastUpdated ? new Date(res.meta.lastUpdated).toLocaleString() : "";
-        list.appendChild(el("li", { "data-version": n }, [
-          el("a", { href: "/editor/" + encodeURIComponent(state.id) + "/_history/" + encodeURIComponent(n),
-                    text: "Version " + n + " expansion" }),
-          el("span", { "class": "meta", text: " " + [res.version ? "v" + res.version : "", res.status, when].filter(Boolean).join(" · ") }),
-        ]));
-      });
-      $("history-panel").hidden = !list.children.length;
-    });
-  }
-
   // -- start -----------------------------------------------------------------------------
 
   function start() {
@@ -802,19 +636,21 @@
       $("add-all").addEventListener("click", addAll);
       $("add-codes").addEventListener("click", addTyped);
       $("add-rule").addEventListener("click", addRule);
-      $("use-token").addEventListener("click", useToken);
-      $("token").addEventListener("keydown", function (ev) { if (ev.key === "Enter") { ev.preventDefault(); useToken(); } });
-      $("forget-token").addEventListener("click", forgetToken);
-      $("save").addEventListener("click", save);
-      showToken();
     }
     $("preview-prev").addEventListener("click", function () { state.offset = Math.max(0, state.offset - PAGE); preview(); });
     $("preview-next").addEventListener("click", function () { state.offset += PAGE; preview(); });
     $("preview-count").setAttribute("tabindex", "-1");
     $("editor").addEventListener("submit", function (ev) { ev.preventDefault(); });
     preview();
-    loadHistory();
+    api.hooks.forEach(function (hook) { hook(); }); // editor-save.js: token, save, history
   }
 
-  start();
+  // What editor-save.js builds on (loaded after this file; both run before DOMContentLoaded).
+  var api = window.txEditor = {
+    cfg: cfg, state: state, readOnly: readOnly, hooks: [],
+    $: $, el: el, fhir: fhir, issuesOf: issuesOf, issueText: issueText, announce: announce,
+    cleanDraft: cleanDraft, renderCompose: renderCompose, showBeside: showBeside,
+    clearAllErrors: clearAllErrors,
+  };
+  document.addEventListener("DOMContentLoaded", start);
 })();
