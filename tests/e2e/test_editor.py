@@ -293,6 +293,43 @@ def test_preview_reports_unknown_codes_and_displays_that_differ(page: Page, site
     expect(page.locator('[data-expression="ValueSet.compose.include[0].concept[1]"] .field-error')).to_contain_text("Unknown")
 
 
+def test_the_preview_pages_through_a_big_rule(page: Page, site: str) -> None:
+    page.goto(site + "/editor")
+    page.get_by_label("Code ranges").fill("70000-79999")
+    page.get_by_role("button", name="Add rule").click()
+    total = expand_total(site, {"include": [{"system": CPT_URL, "filter": [
+        {"property": "code", "op": "in", "value": "70000-79999"}]}]})
+    assert total > 40
+    count = page.locator("#preview-count")
+    expect(count).to_have_attribute("aria-live", "polite")
+    expect(count).to_have_text(f"{total} codes · showing 1–20")
+    expect(page.locator("#preview tbody tr")).to_have_count(20)
+    first_page = page.locator("#preview tbody tr").first.inner_text()
+    page.get_by_role("button", name="Next →").click()
+    expect(count).to_have_text(f"{total} codes · showing 21–40")
+    expect(page.locator("#preview tbody tr").first).not_to_have_text(first_page)
+    page.get_by_role("button", name="Next →").click()
+    expect(count).to_have_text(f"{total} codes · showing 41–{total}")
+    expect(page.get_by_role("button", name="Next →")).to_be_hidden()
+    page.get_by_role("button", name="← Previous").click()
+    expect(count).to_have_text(f"{total} codes · showing 21–40")
+
+
+def test_an_authored_order_set_with_a_wrong_display_shows_the_issue_beside_the_code(page: Page, site: str) -> None:
+    vs = {"resourceType": "ValueSet", "url": f"{URL_BASE}/wrong-display", "status": "draft",
+          "title": "Wrong display", "compose": {"include": [{"system": CPT_URL, "concept": [
+              {"code": "72125", "display": "CT neck bones"}, {"code": "72126"}]}]}}
+    resp = requests.post(f"{site}/fhir/ValueSet", json=vs, timeout=10,
+                         headers={**FHIR_JSON, "Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 201, resp.text  # a differing display is a warning on write
+    page.goto(f"{site}/editor/{resp.json()['id']}")
+    expect(page.locator("#preview-count")).to_contain_text("2 codes")
+    expect(page.locator("#preview-issues")).to_contain_text("72125: Wrong Display Name 'CT neck bones'")
+    beside = page.locator('[data-expression="ValueSet.compose.include[0].concept[0]"] .field-error')
+    expect(beside).to_contain_text("Computed tomography, cervical spine; without contrast material")
+    expect(page.locator('[data-expression="ValueSet.compose.include[0].concept[1]"] .field-error')).to_be_hidden()
+
+
 # -- without a mouse, on a phone ------------------------------------------------------------
 
 
