@@ -316,7 +316,7 @@ def test_the_preview_pages_through_a_big_rule(page: Page, site: str) -> None:
 
 
 def test_an_authored_order_set_with_a_wrong_display_shows_the_issue_beside_the_code(page: Page, site: str) -> None:
-    vs = {"resourceType": "ValueSet", "url": f"{URL_BASE}/wrong-display", "status": "draft",
+    vs: dict[str, Any] = {"resourceType": "ValueSet", "url": f"{URL_BASE}/wrong-display", "status": "draft",
           "title": "Wrong display", "compose": {"include": [{"system": CPT_URL, "concept": [
               {"code": "72125", "display": "CT neck bones"}, {"code": "72126"}]}]}}
     resp = requests.post(f"{site}/fhir/ValueSet", json=vs, timeout=10,
