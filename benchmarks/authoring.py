@@ -12,7 +12,11 @@ data directory). Then:
    interleaved in rounds (read-only, writes-enabled, ...); the ratio is the median of the
    per-round ratios writes-enabled / read-only;
 3. the same reads on the writes-enabled server while a writer PUTs 2 times per second
-   (every write empties each worker's response cache).
+   (every write empties each worker's response cache);
+4. in process, without HTTP: a cached $lookup answered by the app with and without the
+   per-request freshness check in front (the only thing enabling writes adds to a read),
+   interleaved, median of the rounds. wrk on a shared 2-core machine moves by more than 5 %
+   between two runs of the same server; this isolates the difference.
 wrk is the Debian package `wrk`.
 """
 
@@ -130,6 +134,40 @@ class Writer(threading.Thread):
             self.writes += 1
 
 
+def in_process(rounds: int, n: int = 5000) -> dict[str, float]:
+    """Microseconds per cached $lookup through the app with and without the freshness check."""
+    import logging
+
+    from werkzeug.test import EnvironBuilder
+
+    from terminology.content import load_content
+    from terminology.http.app import create_app
+    from terminology.settings import Settings
+
+    settings = Settings(write_tokens=TOKEN, data_dir=Path(tempfile.mkdtemp(prefix="tx-bench-")))
+    app = create_app(settings, load_content(Settings()))
+    checked = app.wsgi_app
+    unchecked = app.extensions["tx_authoring_inner_app"]
+    environ = EnvironBuilder(path=READS["$lookup 72126 (cached)"]).get_environ()
+    logging.disable(logging.INFO)
+
+    def per_request(wsgi: Any) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            b"".join(wsgi(dict(environ), lambda *a: None))
+        return (time.perf_counter() - started) / n * 1e6
+
+    per_request(checked), per_request(unchecked)
+    without, with_check = [], []
+    for _ in range(rounds):
+        without.append(per_request(unchecked))
+        with_check.append(per_request(checked))
+    logging.disable(logging.NOTSET)
+    return {"without_check_us": round(statistics.median(without), 2),
+            "with_check_us": round(statistics.median(with_check), 2),
+            "difference_us": round(statistics.median(w - o for w, o in zip(with_check, without, strict=True)), 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--writes", type=int, default=200)
@@ -160,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for proc in procs:
             stop_server(proc)
-    result = {"machine": machine(), "writes": writes, "reads": reads,
+    micro = in_process(max(9, args.rounds * 3))
+    print(f"in process: {micro}", flush=True)
+    result = {"machine": machine(), "writes": writes, "reads": reads, "in_process_cached_lookup": micro,
               "reads_while_writing_2_per_s": {k: v["writes enabled"] for k, v in during.items()},
               "writes_during_reads": writer.writes}
     print(json.dumps(result, indent=2))

@@ -10,6 +10,7 @@ cached answer outlives the version it was computed from.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -82,8 +83,14 @@ class Authoring:
     def middleware(self, app: WsgiApp) -> WsgiApp:
         """`app` behind a check of the change feed (outermost: before the response cache)."""
 
+        feed = self.feed
+        view = feed.bell.view if feed.bell is not None else None
+        clock = time.monotonic
+
         def fresh(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-            self.follow()
+            # inline, on every request: two comparisons unless something changed
+            if (view is not None and view[:8] != feed.bell_bytes) or clock() >= feed.next_poll:
+                self.follow()
             return app(environ, start_response)
 
         return fresh

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from terminology.content import resource_problems
+from terminology.content import make_provider, resource_problems
 from terminology.errors import FhirError, Issue, TooCostly
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry
@@ -162,8 +162,20 @@ def _known(registry: Registry, system: str | None, version: str | None, where: s
 
 
 def code_system_issues(registry: Registry, code_system: dict[str, Any]) -> list[Issue]:
-    """A supplement should supplement a known code system."""
+    """The code system can be served (its indexes build); a supplement names a known system."""
     issues: list[Issue] = []
+    if code_system.get("content") != "supplement":
+        try:
+            provider = make_provider(code_system)
+            prepare = getattr(provider, "prepare_indexes", None)
+            if prepare is not None:
+                prepare()
+        except FhirError as e:
+            issues.append(Issue("error", "processing", f"The CodeSystem cannot be served: {e.text}",
+                                ["CodeSystem"]))
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            issues.append(Issue("error", "processing", f"The CodeSystem cannot be served: {e}",
+                                ["CodeSystem"]))
     if code_system.get("content") == "supplement":
         base = code_system.get("supplements")
         if not base:

@@ -39,6 +39,11 @@ class Bell:
         """The last number rung (any writer on this host)."""
         return int(struct.unpack_from(_FORMAT, self._map, 0)[0])
 
+    @property
+    def view(self) -> mmap.mmap:
+        """The shared 8 bytes themselves (a request compares them to what it last saw)."""
+        return self._map
+
     def ring(self, seq: int) -> None:
         """Tell every process on the host that change `seq` is committed."""
         struct.pack_into(_FORMAT, self._map, 0, seq)
@@ -55,24 +60,31 @@ class ChangeFeed:
         self.bell = bell
         self.poll = poll_ms / 1000.0
         self._bell_seen = bell.read() if bell else 0
-        self._next_poll = time.monotonic() + self.poll
+        # What the per-request check compares: the bell's bytes when last caught up, and
+        # when the next poll is due (public so the WSGI wrapper can test them inline).
+        self.bell_bytes = struct.pack(_FORMAT, self._bell_seen)
+        self.next_poll = time.monotonic() + self.poll
         self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """Whether the bell rang or a poll is due since the last catch-up."""
+        rung = self.bell.view[:8] if self.bell else self.bell_bytes
+        return rung != self.bell_bytes or time.monotonic() >= self.next_poll
 
     def check(self) -> None:
         """Catch up when the bell rang or a poll is due; nearly free otherwise."""
-        rung = self.bell.read() if self.bell else 0
-        if rung == self._bell_seen and time.monotonic() < self._next_poll:
-            return
-        self.catch_up(rung)
+        if self.due():
+            self.catch_up()
 
     def catch_up(self, rung: int | None = None) -> None:
         """Apply every change committed after the last one applied (one thread at a time)."""
         with self._lock:
             if rung is None:
                 rung = self.bell.read() if self.bell else 0
-            self._next_poll = time.monotonic() + self.poll
+            self.next_poll = time.monotonic() + self.poll
             if self.store.change_number() <= self.seen:
                 self._bell_seen = rung
+                self.bell_bytes = struct.pack(_FORMAT, rung)
                 return
             last, changed = self.store.changes_since(self.seen)
             if changed:
@@ -84,6 +96,7 @@ class ChangeFeed:
                 self.bell.ring(last)
                 rung = last
             self._bell_seen = rung
+            self.bell_bytes = struct.pack(_FORMAT, rung)
 
     def published(self, seq: int) -> None:
         """After this worker committed change `seq`: apply it here, then ring the bell."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from terminology.store.schema import changes, counter, heads, migrate, versions
+
+WRITE_OPTION = "tx_write"  # execution option marking a write transaction (SQLite: IMMEDIATE)
 
 
 class StoreError(Exception):
@@ -92,9 +95,11 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # IMMEDIATE: a write takes the lock up front, so two writers queue instead of one
-        # failing with 'database is locked' when it upgrades a read lock
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE for writes: a writer takes the lock up front, so two writers queue
+        # instead of one failing with 'database is locked' when it upgrades a read lock.
+        # Reads begin deferred and, in WAL mode, never wait for a writer.
+        write = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -119,9 +124,17 @@ class Store:
             self._pid = os.getpid()
         return self.engine
 
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back on an exception."""
+        with self._conn().connect() as conn:
+            conn = conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
     def migrate(self) -> int:
         """Create or upgrade the schema; the schema version."""
-        with self._conn().begin() as conn:
+        with self._writing() as conn:
             return migrate(conn)
 
     def close(self) -> None:
@@ -140,7 +153,7 @@ class Store:
         """
         url = str(resource.get("url", ""))
         cversion = str(resource.get("version") or "")
-        with self._conn().begin() as conn:
+        with self._writing() as conn:
             seq = self._next_seq(conn)
             head = self._head(conn, resource_type, rid)
             live = head is not None and not head.deleted
@@ -163,7 +176,7 @@ class Store:
 
     def delete(self, resource_type: str, rid: str, *, if_match: int | None = None) -> StoredVersion:
         """Record a delete of resource_type/rid as a new version; the deleted version."""
-        with self._conn().begin() as conn:
+        with self._writing() as conn:
             seq = self._next_seq(conn)
             head = self._head(conn, resource_type, rid)
             if head is None:

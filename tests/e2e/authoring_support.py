@@ -25,7 +25,9 @@ from ..conftest import BODY_SITE, DATA, free_port, wait_ready
 TOKEN = "service-token-5f1c0d9e2b7a4c68"  # a static write token (TX_WRITE_TOKENS)
 ISSUER = "https://auth.example.test"
 AUDIENCE = "https://tx.example.test/fhir"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's postgresql package: /usr/lib/postgresql/<major>/bin (the newest installed)
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin/initdb"), default=Path("/usr/lib/postgresql/15/bin/initdb"),
+             key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0).parent
 FHIR = "application/fhir+json"
 
 

@@ -394,3 +394,49 @@ def test_writes_survive_a_restart(tmp_path: Path) -> None:
         assert read.status_code == 200 and read.headers["ETag"] == 'W/"2"'
         assert json_of(read)["title"] == "second"
         assert expand_codes(second, url) == ["knee"]
+
+
+# -- code systems and concept maps ------------------------------------------------------------------
+
+
+def test_a_local_code_system_is_served_by_lookup_once_written(server: Server) -> None:
+    url = f"http://example.test/fhir/CodeSystem/local-{uuid.uuid4().hex[:8]}"
+    cs = {"resourceType": "CodeSystem", "url": url, "version": "1", "status": "draft",
+          "content": "complete", "caseSensitive": True,
+          "concept": [{"code": "mri-knee-l", "display": "MRI knee, left"}]}
+    created = requests.post(f"{server.base}/CodeSystem", data=orjson.dumps(cs), headers=WRITE, timeout=10)
+    assert created.status_code == 201, created.text
+    rid = json_of(created)["id"]
+    read = requests.get(f"{server.base}/CodeSystem/{rid}", timeout=10)
+    assert read.headers["ETag"] == 'W/"1"' and json_of(read)["concept"][0]["code"] == "mri-knee-l"
+    for _ in range(4):
+        lookup = requests.get(f"{server.base}/CodeSystem/$lookup", params={"system": url, "code": "mri-knee-l"},
+                              timeout=10)
+        assert param_value(json_of(lookup), "display") == "MRI knee, left"
+    cs2 = {**json_of(read), "concept": [{"code": "mri-knee-l", "display": "MRI of the left knee"}]}
+    assert requests.put(f"{server.base}/CodeSystem/{rid}", data=orjson.dumps(cs2), timeout=10,
+                        headers={**WRITE, "If-Match": 'W/"1"'}).status_code == 200
+    for _ in range(4):
+        lookup = requests.get(f"{server.base}/CodeSystem/$lookup", params={"system": url, "code": "mri-knee-l"},
+                              timeout=10)
+        assert param_value(json_of(lookup), "display") == "MRI of the left knee"
+
+
+def test_a_concept_map_is_used_by_translate_and_its_codes_are_checked(server: Server, data_dir: Path) -> None:
+    url = f"http://example.test/fhir/ConceptMap/cm-{uuid.uuid4().hex[:8]}"
+    cm: dict[str, Any] = {"resourceType": "ConceptMap", "url": url, "version": "1", "status": "draft",
+          "group": [{"source": BODY_SITE, "target": "http://example.test/fhir/CodeSystem/other",
+                     "element": [{"code": "knee", "target": [{"code": "K", "equivalence": "equivalent"}]}]}]}
+    created = requests.post(f"{server.base}/ConceptMap", data=orjson.dumps(cm), headers=WRITE, timeout=10)
+    assert created.status_code == 201, created.text
+    for _ in range(4):
+        out = requests.get(f"{server.base}/ConceptMap/$translate",
+                           params={"url": url, "system": BODY_SITE, "code": "knee"}, timeout=10)
+        assert param_value(json_of(out), "result") is True
+    before = stored_versions(data_dir)
+    bad = orjson.loads(orjson.dumps({**cm, "url": url + "-bad"}))
+    bad["group"][0]["element"][0]["code"] = "elbow"
+    resp = requests.post(f"{server.base}/ConceptMap", data=orjson.dumps(bad), headers=WRITE, timeout=10)
+    assert resp.status_code == 422
+    assert expressions(json_of(resp)) == ["ConceptMap.group[0].element[0].code"]
+    assert stored_versions(data_dir) == before
