@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from flask import Flask, Response, g, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from terminology.errors import (
     BadRequest,
@@ -101,6 +101,13 @@ def _read_resource(rtype: str) -> dict[str, Any]:
     return body
 
 
+def store_unavailable(e: DBAPIError) -> FhirError:
+    """503 when the database cannot be reached (the reason is logged, not sent)."""
+    logging.getLogger("terminology.store").error("store unavailable: %s", type(e.orig).__name__)
+    return FhirError("The store of authored resources is unavailable; nothing was written. "
+                     "Try again shortly", code="transient", status=503)
+
+
 def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authorizer) -> None:
     """Register the write, history and vread routes on `app` (405 when writes are off)."""
     settings = app.extensions["tx_settings"]
@@ -124,7 +131,10 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         g.audit = entry
         status = 500
         try:
-            resp: Response = run()
+            try:
+                resp: Response = run()
+            except DBAPIError as e:
+                raise store_unavailable(e) from None
             status = resp.status_code
             return resp
         except FhirError as e:
@@ -326,7 +336,10 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
     @app.get("/fhir/<rtype>/<rid>/_history")
     def history(rtype: str, rid: str) -> Response:
         a = history_store(rtype)
-        found = a.store.history(rtype, rid)
+        try:
+            found = a.store.history(rtype, rid)
+        except DBAPIError as e:
+            raise store_unavailable(e) from None
         if not found:
             raise NotFound(f"{rtype}/{rid} has no stored history", expression="id")
         base = base_url()
@@ -349,7 +362,10 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         a = history_store(rtype)
         if not vid.isdigit():
             raise BadRequest(f"'{vid}' is not a version id", expression="vid")
-        v = a.store.version(rtype, rid, int(vid))
+        try:
+            v = a.store.version(rtype, rid, int(vid))
+        except DBAPIError as e:
+            raise store_unavailable(e) from None
         if v is None:
             raise NotFound(f"{rtype}/{rid} has no version {vid}", expression="vid")
         if v.resource is None:

@@ -76,3 +76,21 @@ def test_reads_need_a_token_when_configured(tmp_path: Path, registry: Registry) 
     assert_outcome(client.get(lookup), 401)
     assert client.get(lookup, headers=AUTH).status_code == 200
     assert client.get("/fhir/metadata").status_code == 200  # how to authenticate stays public
+
+
+def test_a_store_that_is_down_is_503_and_reads_go_on(writer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    authoring = writer.application.extensions["tx_authoring"]
+
+    def down(*_args: Any, **_kw: Any) -> Any:
+        raise OperationalError("UPDATE tx_counter", {}, ConnectionRefusedError("refused"))
+
+    monkeypatch.setattr(authoring.store, "put", down)
+    monkeypatch.setattr(authoring.store, "change_number", down)
+    resp = writer.post("/fhir/ValueSet", data=value_set(), headers=AUTH, content_type="application/fhir+json")
+    body = assert_outcome(resp, 503, "unavailable")
+    assert body["issue"][0]["code"] == "transient"
+    authoring.feed.next_poll = 0  # a poll is due, and fails: reads are served from what is loaded
+    spine = writer.get("/fhir/ValueSet/$expand?url=https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct")
+    assert spine.status_code == 200 and spine.get_json()["expansion"]["contains"]
