@@ -69,6 +69,7 @@
       else if (r.status === 412) conflict();
       else if (r.status === 401) unauthorized(r);
       else if (r.status === 403) forbidden(r);
+      else if (r.status >= 500) unavailable(r);
       else refused(r);
     }, function () {
       $("save").disabled = false;
@@ -130,6 +131,13 @@
   function forbidden(r) {
     saveMessage("invalid", [el("p", { text: "Your token is valid but does not allow writing value sets (403)." }),
       el("p", { "class": "meta", text: issuesOf(r.json).map(issueText).join(" ") })]);
+  }
+
+  // 503 when the store cannot be reached: nothing was written, the draft is still here.
+  function unavailable(r) {
+    saveMessage("invalid", [el("p", { text: "The server could not store the order set just now (" + r.status +
+      "); nothing was saved. Your draft is still on this page: try again in a moment." }),
+      el("p", { "class": "meta", text: issuesOf(r.json).map(issueText).join(" ") })]).focus();
   }
 
   function refused(r) {
