@@ -20,6 +20,7 @@ from terminology.registry import Registry
 from terminology.settings import Settings
 from terminology.store import Store, StoredVersion, store_url
 from terminology.store.feed import Bell, ChangeFeed
+from terminology.store.notify import Listener
 
 log = logging.getLogger("terminology.store")
 StartResponse = Callable[..., Any]
@@ -49,6 +50,9 @@ class Authoring:
         self._apply(list(current), clear=False)
         self.feed = ChangeFeed(self.store, seq, self._apply, Bell(data_dir / "store-changes.bell"),
                                settings.store_poll_ms)
+        conninfo = self.store.conninfo()
+        self.listener = Listener(conninfo, self.feed.wake) if conninfo else None
+        self.feed.wake()  # each worker's first request catches up and starts its listener
         self.store.close()  # no connection open when the server forks its workers
 
     def _apply(self, changed: list[StoredVersion], clear: bool = True) -> None:
@@ -76,6 +80,8 @@ class Authoring:
     def follow(self) -> None:
         """Catch up with the store if it changed; a store that is down leaves reads as they are."""
         try:
+            if self.listener is not None:
+                self.listener.ensure_running()  # in this worker, after the fork
             self.feed.check()
         except Exception:
             log.exception("could not read the store's change feed; serving what is loaded")

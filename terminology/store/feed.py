@@ -4,10 +4,12 @@ Each worker remembers the last change number it applied. On a request it looks a
 signals: the *bell*, an 8-byte counter in a shared memory-mapped file under the data
 directory that a writer rings after it commits (so every worker on the host sees a write
 before the writer's HTTP answer leaves), and a clock: at most every `poll_ms` it asks the
-database for the last change number (so replicas on other hosts, sharing only PostgreSQL,
-see a write within poll_ms; the first worker of a host to find it rings the bell for the
-others, so once one worker serves a write, every worker does). When either moved, it reads the changes after its number and
-applies the current version of each changed resource, and only those.
+database for the last change number. Replicas on other hosts share only PostgreSQL: its
+LISTEN/NOTIFY (notify.py) makes the feed due the moment another replica commits, and the
+poll catches a missed notification. The first worker of a host to find such a write rings
+the bell for the others, so once one worker serves it, every worker does. When a signal
+moved, the worker reads the changes after its number and applies the current version of
+each changed resource, and only those.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class ChangeFeed:
         self.bell_bytes = struct.pack(_FORMAT, self._bell_seen)
         self.next_poll = time.monotonic() + self.poll
         self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        """Make the next request catch up (a notification arrived; any thread may call it)."""
+        self.next_poll = 0.0
 
     def due(self) -> bool:
         """Whether the bell rang or a poll is due since the last catch-up."""

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, and_, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from terminology.store.notify import CHANNEL
 from terminology.store.schema import changes, counter, heads, migrate, versions
 
 WRITE_OPTION = "tx_write"  # execution option marking a write transaction (SQLite: IMMEDIATE)
@@ -192,7 +193,16 @@ class Store:
     def _next_seq(self, conn: Connection) -> int:
         row = conn.execute(update(counter).where(counter.c.id == 1)
                            .values(value=counter.c.value + 1).returning(counter.c.value)).scalar()
+        if self.dialect == "postgresql":
+            # delivered to every listening replica when (and only if) this transaction commits
+            conn.execute(text("SELECT pg_notify(:channel, :seq)"), {"channel": CHANNEL, "seq": str(row)})
         return int(row or 0)
+
+    def conninfo(self) -> str | None:
+        """The libpq connection string of a PostgreSQL store (for LISTEN), else None."""
+        if self.dialect != "postgresql":
+            return None
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def _record(self, conn: Connection, seq: int, rtype: str, rid: str, vid: int, now: str,
                 body: dict[str, Any] | None, url: str | None, cversion: str | None,
