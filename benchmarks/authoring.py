@@ -6,7 +6,8 @@ Starts two servers as the README runs them (granian, 2 workers, bundled content)
 read-only (the default), one with writes enabled (a static token, the SQLite store in a temp
 data directory). Then:
 
-1. write latency: `--writes` sequential PUTs of an order-set ValueSet with If-Match (each
+1. read throughput (below, 2), measured first, while both servers hold the same content;
+   then write latency: `--writes` sequential PUTs of an order-set ValueSet with If-Match (each
    validated, stored, applied and announced), client-side p50/p99, plus creates (POST);
 2. read throughput: wrk against the same cached and uncached reads on both servers,
    interleaved in rounds (read-only, writes-enabled, ...); the ratio is the median of the
@@ -186,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         for role, env in (("read-only", env_ro), ("writes enabled", env_rw)):
             cmd = [sys.executable, "-m", "terminology.cli", "serve", "--port", str(ports[role])]
             procs.append(start_server(cmd, env, bases[role]))
+        # reads first: the writes add stored value sets, and a search scans them all
+        reads = read_rounds(bases, args)
         writes = write_latency(bases["writes enabled"], args.writes)
         print(f"writes: {writes}", flush=True)
-        reads = read_rounds(bases, args)
         writer = Writer(bases["writes enabled"], 2.0)
         writer.start()
         during = read_rounds({"writes enabled": bases["writes enabled"]}, argparse.Namespace(

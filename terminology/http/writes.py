@@ -269,7 +269,8 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
 
     def put(a: Authoring, rtype: str, rid: str, resource: dict[str, Any]) -> Response:
         if_match = parse_if_match(request.headers.get("If-Match"))
-        live = (rtype, rid) in a.stored or a.store.head(rtype, rid) is not None
+        head = a.store.head(rtype, rid)  # a deleted resource is created again (scope c)
+        live = head is not None and not head.deleted
         principal(rtype, "update" if live else "create")
         if not live:
             g.audit["action"] = "create"

@@ -440,3 +440,12 @@ def test_a_concept_map_is_used_by_translate_and_its_codes_are_checked(server: Se
     assert resp.status_code == 422
     assert expressions(json_of(resp)) == ["ConceptMap.group[0].element[0].code"]
     assert stored_versions(data_dir) == before
+
+
+def test_a_deleted_resource_is_created_again_by_put_as_its_next_version(server: Server) -> None:
+    vs = json_of(create(server, body_site_value_set(new_url(), ["knee"])))
+    assert requests.delete(f"{server.base}/ValueSet/{vs['id']}", headers=WRITE, timeout=10).status_code == 204
+    again = put(server, {**vs, "title": "back"})
+    assert again.status_code == 201 and again.headers["ETag"] == 'W/"3"'
+    read = requests.get(f"{server.base}/ValueSet/{vs['id']}", timeout=10)
+    assert read.status_code == 200 and json_of(read)["title"] == "back"
