@@ -119,6 +119,10 @@ class Settings:
     gzip: bool = setting(False, "gzip answers over gzip_min_bytes in the app, for clients that "
                          "accept it (off: it costs more than it saves; nginx compresses)")
     gzip_min_bytes: int = setting(1024, "smallest answer the in-app gzip compresses", minimum=0)
+    # Where the order-set editor proposes new value sets' canonical urls start (url = base +
+    # "/" + a slug of the title); empty: this server's own /fhir/ValueSet.
+    editor_url_base: str = setting("", "where the order-set editor's proposed value set urls "
+                                   "start (empty: this server's /fhir/ValueSet)")
     # Authored resources (terminology/store): '' is SQLite under data_dir; postgresql://...
     # when replicas share writes. Opened when writes are enabled or a store is named.
     store: str = setting("", "where authored resources live: empty for SQLite under the data "

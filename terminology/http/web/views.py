@@ -1,4 +1,4 @@
-"""The browser's routes: search, concept, value set and code system pages.
+"""The browser's routes: search, concept, value set and code system pages, the order-set editor.
 
 Views parse the query string, call operations through terminology.http.web.calls and render a
 template; they hold no terminology logic. Errors on these pages are HTML pages (the FHIR
@@ -11,14 +11,16 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from terminology.errors import BadRequest, FhirError, NotFound
 from terminology.http.web import concept as concepts
+from terminology.http.web import editor as editing
 from terminology.http.web import search as searching
 from terminology.http.web import valueset as valuesets
-from terminology.http.web.calls import FhirCall, registry, run
+from terminology.http.web.calls import FhirCall, registry, run, settings
 from terminology.operations.lookup import resolve_code_system
 
 log = logging.getLogger("terminology.http.web")
@@ -136,6 +138,7 @@ def value_set_page() -> str:
     pager = valuesets.Pager(offset, count, int(expansion.get("total", len(entries))))
     systems = [e.get("system", "") for _, e in entries]
     return _page("valueset.html", [call], systems, value_set=value_set,
+                 authored=editing.is_authored(value_set),
                  rules=valuesets.compose_rules(registry(), value_set), entries=entries,
                  pager=pager, filter=text or "", count=count, show_system=len(set(systems)) > 1)
 
@@ -152,6 +155,45 @@ def code_system_page() -> str:
                          for i in (v.get("compose") or {}).get("include", []))]
     return _page("codesystem.html", [call], [provider.url], provider=provider,
                  versions=registry().code_system_versions(provider.url), value_sets=value_sets)
+
+
+@web.get("/editor")
+def editor_new() -> str:
+    """The order-set editor for a new value set; `?from={id}` starts from a copy of one."""
+    source = _arg("from")
+    copied = registry().by_id("ValueSet", source) if source else None
+    if source and copied is None:
+        raise NotFound(f"No value set with id '{source}' is loaded here", expression="from")
+    return _editor(editing.draft_for_new(copied), None, copied_from=copied)
+
+
+@web.get("/editor/<rid>")
+def editor_edit(rid: str) -> str | Response:
+    """The order-set editor over the loaded value set with id `rid`."""
+    value_set = registry().by_id("ValueSet", rid)
+    if value_set is None:
+        raise NotFound(f"No value set with id '{rid}' is loaded here", expression="id")
+    if not editing.is_authored(value_set):  # bundled content is read-only: edit a copy
+        copy: dict[str, Any] = {"from": rid}  # 'from' is a Python keyword
+        return redirect(url_for("web.editor_new", **copy), 303)
+    return _editor(value_set, rid)
+
+
+@web.get("/editor/<rid>/_history/<vid>")
+def editor_version(rid: str, vid: str) -> str:
+    """One saved version of an order set, read-only, with its expansion (editor.js reads the
+    version through the FHIR API: GET /fhir/ValueSet/{rid}/_history/{vid})."""
+    return _editor({"resourceType": "ValueSet"}, rid, vid)
+
+
+def _editor(draft: dict[str, Any], rid: str | None, version_id: str | None = None,
+            copied_from: dict[str, Any] | None = None) -> str:
+    systems = editing.editor_systems(registry())
+    config = {"id": rid, "versionId": version_id, "draft": draft,
+              "systems": editing.systems_json(systems),
+              "urlBase": editing.url_base(settings().editor_url_base, request.host_url)}
+    return _page("editor.html", [], [s.url for s in systems], config=config, draft=draft,
+                 rid=rid, version_id=version_id, copied_from=copied_from)
 
 
 # -- errors: HTML on these pages -------------------------------------------------------------
