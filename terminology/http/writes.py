@@ -145,7 +145,8 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
             entry.update(status=status, outcome="success" if status < 400 else "failure",
                          request_id=g.get("request_id", ""), who=g.get("who", "anonymous"),
                          time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            audit_log.info(orjson.dumps(entry).decode())
+            # one JSON line: the log formatter (terminology/logs.py) merges the fields into it
+            audit_log.info(f"{action} {rtype}/{entry.get('id')} {status}", extra={"fields": entry})
 
     def principal(rtype: str, interaction: str) -> Principal:
         who = authorizer.authenticate(request.headers.get("Authorization"))
