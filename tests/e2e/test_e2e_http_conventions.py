@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +12,7 @@ from lxml import etree
 
 from terminology.http.fhir_xml import from_xml, to_xml
 
-from ..conftest import BODY_SITE, DATA, free_port, wait_ready
+from ..conftest import BODY_SITE, running_server
 
 LOOKUP = f"/CodeSystem/$lookup?system={BODY_SITE}&code=knee"
 BIG = "/CodeSystem/test-body-site"  # a read well over 1 kB
@@ -25,23 +21,9 @@ BIG = "/CodeSystem/test-body-site"  # a read well over 1 kB
 @pytest.fixture(scope="module")
 def gzip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real server with in-app gzip on (TX_GZIP) and a short Cache-Control."""
-    port = free_port()
-    log: Path = tmp_path_factory.mktemp("gzip-server") / "server.log"
-    env = {**os.environ, "TX_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "TX_GZIP": "true",
-           "TX_OPERATION_CACHE_CONTROL": "public, max-age=60"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "terminology.cli", "serve", "--host", "127.0.0.1",
-                                 "--port", str(port), "--content", str(DATA)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    env = {"TX_GZIP": "true", "TX_OPERATION_CACHE_CONTROL": "public, max-age=60"}
+    with running_server(tmp_path_factory.mktemp("gzip-server"), env) as (base, _proc):
+        yield base
 
 
 def get(base: str, path: str, **headers: str) -> requests.Response:
