@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import CPT_URL
 from tests.e2e.authoring_support import TOKEN, make_jwt, rsa_key, running_server, writes_env
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, shot
+from tests.e2e.test_browser import TIMEOUT_MS, shot
 
 KEY = rsa_key()  # the test issuer's JWT signing key
 URL_BASE = "https://orders.example.org/fhir/ValueSet"  # TX_EDITOR_URL_BASE of the test server
@@ -34,17 +34,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = writes_env(tmp_path_factory.mktemp("editor-data"), KEY, TX_EDITOR_URL_BASE=URL_BASE)
     with running_server(tmp_path_factory.mktemp("editor-server"), env) as server:
         yield server.base.removesuffix("/fhir")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Chromium, headless; the module is skipped when it is not installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def new_page(browser: Browser, width: int = 1280, height: int = 900) -> Page:
