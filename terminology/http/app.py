@@ -32,7 +32,6 @@ from terminology.errors import (
 )
 from terminology.http import metrics
 from terminology.http.auth import Authorizer
-from terminology.http.authoring import Authoring
 from terminology.http.batch import run_batch
 from terminology.http.body import parse_json, read_body, too_large
 from terminology.http.compression import Gzip
@@ -361,7 +360,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app.wsgi_app = Gzip(app.wsgi_app, settings.gzip_min_bytes)  # type: ignore[method-assign]
     # Authored resources (http/authoring.py, http/writes.py): the store's content joins the
     # registry, and every request first follows the store's change feed (outermost).
-    authoring = Authoring(settings, registry, cache) if authorizer.writes_enabled or settings.store else None
+    authoring = None
+    if authorizer.writes_enabled or settings.store:
+        # the store's code (SQLAlchemy) is loaded only by a server that writes
+        from terminology.http.authoring import Authoring
+
+        authoring = Authoring(settings, registry, cache)
     install_writes(app, authoring, authorizer)
     if authoring is not None:
         app.extensions["tx_authoring"] = authoring  # a reload serves the stored resources too

@@ -18,9 +18,8 @@ import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import jwt
 
 from terminology.errors import Forbidden, Unauthorized
 from terminology.settings import Settings
@@ -60,6 +59,13 @@ def parse_scopes(scopes: list[str]) -> frozenset[tuple[str, str]]:
     return frozenset(grants)
 
 
+def _load_jwt() -> ModuleType:
+    """PyJWT, loaded only by a server that accepts JWT access tokens."""
+    import jwt
+
+    return jwt
+
+
 def _public_key(value: str) -> str:
     if value.lstrip().startswith("-----BEGIN"):
         return value
@@ -75,8 +81,9 @@ class Authorizer:
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self._key = _public_key(settings.jwt_public_key) if settings.jwt_public_key else None
-        self._jwks = (jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
-                      if settings.jwt_jwks_url and not self._key else None)
+        self._jwt = _load_jwt() if settings.jwt_enabled or settings.jwt_jwks_url else None
+        self._jwks = (self._jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
+                      if self._jwt is not None and settings.jwt_jwks_url and not self._key else None)
         self.writes_enabled = bool(self._tokens) or self.jwt_enabled
 
     def authenticate(self, header: str | None) -> Principal:
@@ -104,6 +111,8 @@ class Authorizer:
         return found
 
     def _verify_jwt(self, token: str) -> Principal:
+        jwt = self._jwt
+        assert jwt is not None  # only called when JWTs are configured (jwt_enabled)
         try:
             key: Any = self._key
             if key is None and self._jwks is not None:

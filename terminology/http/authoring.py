@@ -18,9 +18,10 @@ from terminology.content import apply_stored
 from terminology.http.response_cache import ResponseCache
 from terminology.registry import Registry
 from terminology.settings import Settings
-from terminology.store import Store, StoredVersion, store_url
+from terminology.store import StoredVersion, store_url
 from terminology.store.feed import Bell, ChangeFeed
 from terminology.store.notify import Listener
+from terminology.store.store import Store
 
 log = logging.getLogger("terminology.store")
 StartResponse = Callable[..., Any]

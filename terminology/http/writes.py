@@ -13,12 +13,12 @@ import time
 import uuid
 from datetime import datetime
 from email.utils import format_datetime
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
 from flask import Flask, Response, g, request
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from terminology.errors import (
     BadRequest,
@@ -34,10 +34,14 @@ from terminology.errors import (
     operation_outcome,
 )
 from terminology.http.auth import Authorizer, Principal
-from terminology.http.authoring import Authoring
 from terminology.operations.write_checks import write_issues
 from terminology.providers.filters import request_deadline
 from terminology.store import NotStored, StoredVersion, UniqueCanonical, VersionConflict
+
+if TYPE_CHECKING:  # for annotations only: the store is opened where writes are enabled
+    from sqlalchemy.exc import DBAPIError
+
+    from terminology.http.authoring import Authoring
 
 audit_log = logging.getLogger("terminology.audit")
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -101,6 +105,14 @@ def _read_resource(rtype: str) -> dict[str, Any]:
     return body
 
 
+def db_errors() -> ModuleType:
+    """SQLAlchemy's exceptions, loaded when an except clause meets an exception (Python
+    evaluates the clause's class only then), so a server with writes off never imports it."""
+    import sqlalchemy.exc
+
+    return sqlalchemy.exc
+
+
 def store_unavailable(e: DBAPIError) -> FhirError:
     """503 when the database cannot be reached (the reason is logged, not sent)."""
     logging.getLogger("terminology.store").error("store unavailable: %s", type(e.orig).__name__)
@@ -133,7 +145,7 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         try:
             try:
                 resp: Response = run()
-            except DBAPIError as e:
+            except db_errors().DBAPIError as e:
                 raise store_unavailable(e) from None
             status = resp.status_code
             return resp
@@ -190,7 +202,7 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
             shown = resource.get("url", "") + (f"|{resource['version']}" if resource.get("version") else "")
             raise Unprocessable(f"{shown} is already used by {rtype}/{e.other_id}; url|version "
                                 "must be unique", code="duplicate", expression=f"{rtype}.url") from None
-        except IntegrityError:
+        except db_errors().IntegrityError:
             raise Conflict(f"{rtype}/{rid} was written concurrently; try again") from None
         a.feed.published(version.seq)
         g.audit.update(versionId=version.version_id, url=resource.get("url"),
@@ -340,7 +352,7 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         a = history_store(rtype)
         try:
             found = a.store.history(rtype, rid)
-        except DBAPIError as e:
+        except db_errors().DBAPIError as e:
             raise store_unavailable(e) from None
         if not found:
             raise NotFound(f"{rtype}/{rid} has no stored history", expression="id")
@@ -366,7 +378,7 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
             raise BadRequest(f"'{vid}' is not a version id", expression="vid")
         try:
             v = a.store.version(rtype, rid, int(vid))
-        except DBAPIError as e:
+        except db_errors().DBAPIError as e:
             raise store_unavailable(e) from None
         if v is None:
             raise NotFound(f"{rtype}/{rid} has no version {vid}", expression="vid")

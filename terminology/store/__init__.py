@@ -3,11 +3,12 @@
 SQLite (a file under the data directory, WAL mode) by default; PostgreSQL when replicas must
 share writes. The store knows nothing about the registry or HTTP: it keeps versions and tells
 followers what changed (feed.py); content.py puts stored resources into the registry.
+The database code (store.py, schema.py) is imported only where a store is opened; model.py
+holds what the rest of the server needs to know of it.
 """
 
-from terminology.store.store import (
+from terminology.store.model import (
     NotStored,
-    Store,
     StoredVersion,
     StoreError,
     UniqueCanonical,
@@ -15,5 +16,5 @@ from terminology.store.store import (
     store_url,
 )
 
-__all__ = ["NotStored", "Store", "StoreError", "StoredVersion", "UniqueCanonical",
-           "VersionConflict", "store_url"]
+__all__ = ["NotStored", "StoreError", "StoredVersion", "UniqueCanonical", "VersionConflict",
+           "store_url"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,57 +21,11 @@ from sqlalchemy import Engine, and_, create_engine, event, func, insert, select,
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from terminology.store.model import NotStored, StoredVersion, UniqueCanonical, VersionConflict
 from terminology.store.notify import CHANNEL
 from terminology.store.schema import changes, counter, heads, migrate, versions
 
 WRITE_OPTION = "tx_write"  # execution option marking a write transaction (SQLite: IMMEDIATE)
-
-
-class StoreError(Exception):
-    """A write the store refuses; the HTTP layer turns each kind into its status."""
-
-
-class VersionConflict(StoreError):
-    """If-Match named a version that is not the current one (412)."""
-
-    def __init__(self, current: int | None) -> None:
-        super().__init__(f"the current version is {current}" if current else "the resource does not exist")
-        self.current = current
-
-
-class UniqueCanonical(StoreError):
-    """Another live resource of the type has the same url|version."""
-
-    def __init__(self, other_id: str) -> None:
-        super().__init__(f"already used by {other_id}")
-        self.other_id = other_id
-
-
-class NotStored(StoreError):
-    """The resource was never written."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredVersion:
-    """One version of a resource: its body (None when this version is a delete)."""
-
-    resource_type: str
-    id: str
-    version_id: int
-    last_updated: str  # FHIR instant, UTC
-    deleted: bool
-    resource: dict[str, Any] | None
-    seq: int = 0  # the change number of the write that made it (0 when read back)
-
-
-def store_url(store: str, data_dir: Path) -> str:
-    """The SQLAlchemy URL for the `store` setting: '' is SQLite under data_dir."""
-    if not store:
-        return f"sqlite:///{data_dir / 'store.sqlite3'}"
-    for prefix in ("postgresql://", "postgres://"):
-        if store.startswith(prefix):
-            return "postgresql+psycopg://" + store[len(prefix):]
-    return store
 
 
 def _now() -> str:

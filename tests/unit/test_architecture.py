@@ -127,3 +127,15 @@ def test_no_module_named_cpt_stands_outside_the_cpt_package() -> None:
     stray = [n for n in modules() if n.rsplit(".", 1)[-1].startswith("cpt")
              and not n.startswith("terminology.cpt")]
     assert stray == []
+
+
+def test_a_server_without_writes_loads_neither_the_database_nor_jwt_code() -> None:
+    # Worker memory: SQLAlchemy and PyJWT cost about 30 MB, and only a server that writes needs them.
+    import subprocess
+    import sys
+
+    probe = ("import sys; from terminology.http.app import create_app; create_app(); "
+             "print(sorted(m for m in ('sqlalchemy', 'jwt', 'psycopg') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         check=True, cwd=PACKAGE.parent)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -8,9 +8,9 @@ import pytest
 
 from terminology.content import apply_stored, load_registry
 from terminology.settings import BUNDLED_CONTENT
-from terminology.store import Store, UniqueCanonical, VersionConflict, store_url
+from terminology.store import UniqueCanonical, VersionConflict, store_url
 from terminology.store.feed import Bell, ChangeFeed
-from terminology.store.store import StoredVersion
+from terminology.store.store import Store, StoredVersion
 
 
 def vs(url: str, title: str = "t", version: str = "1") -> dict[str, object]:
