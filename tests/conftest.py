@@ -94,11 +94,13 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 @contextmanager
-def running_server(workdir: Path, env: dict[str, str] | None = None,
-                   args: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def running_server(workdir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+                   timeout: float = 30) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`terminology serve` (production WSGI server) on 127.0.0.1 over tests/data, with extra
-    environment and CLI arguments; yields (base url of /fhir, the server process)."""
+    environment and CLI arguments; yields (base url of /fhir, the server process). Its log is
+    workdir/server.log."""
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "server.log"
     full_env = {**os.environ, "TX_CACHE_DIR": str(workdir / "cache"), **(env or {})}
     with log.open("wb") as out:
@@ -109,7 +111,7 @@ def running_server(workdir: Path, env: dict[str, str] | None = None,
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(f"{base}/readyz", proc, log)
+        wait_ready(f"{base}/readyz", proc, log, timeout)
         yield f"{base}/fhir", proc
     finally:
         proc.terminate()

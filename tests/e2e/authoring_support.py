@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,7 +19,8 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..conftest import BODY_SITE, DATA, free_port, wait_ready
+from ..conftest import BODY_SITE, free_port
+from ..conftest import running_server as serve
 
 TOKEN = "service-token-5f1c0d9e2b7a4c68"  # a static write token (TX_WRITE_TOKENS)
 ISSUER = "https://auth.example.test"
@@ -77,26 +77,8 @@ class Server:
 @contextmanager
 def running_server(workdir: Path, env: dict[str, str], workers: int = 2) -> Iterator[Server]:
     """`terminology serve` (granian, `workers` workers) with `env` added; stopped after."""
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / f"server-{port}.log"
-    full = {**os.environ, "TX_CACHE_DIR": str(workdir / "cache"), **env}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "terminology.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--content", str(DATA), "--workers", str(workers)],
-            stdout=out, stderr=subprocess.STDOUT, env=full)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", proc, log, timeout=60)
-        yield Server(f"{base}/fhir", proc, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve(workdir, env, ("--workers", str(workers)), timeout=60) as (base, proc):
+        yield Server(base, proc, workdir / "server.log")
 
 
 def writes_env(data_dir: Path, key: rsa.RSAPrivateKey, **extra: str) -> dict[str, str]:
