@@ -16,6 +16,7 @@ from typing import Any
 
 from terminology.content import apply_stored
 from terminology.http.response_cache import ResponseCache
+from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.registry import Registry
 from terminology.settings import Settings
 from terminology.store import StoredVersion, store_url
@@ -24,8 +25,6 @@ from terminology.store.notify import Listener
 from terminology.store.store import Store
 
 log = logging.getLogger("terminology.store")
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Authoring:

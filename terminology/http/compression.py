@@ -8,17 +8,15 @@ comparing), since the bytes on the wire differ from the identity answer's.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from werkzeug.datastructures import Accept
 from werkzeug.http import parse_accept_header
 
 from terminology.http.conditional import GZIP_SUFFIX
+from terminology.http.wsgi import Headers, StartResponse, WsgiApp, drain
 
-Headers = list[tuple[str, str]]
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 COMPRESSIBLE = ("application/fhir+json", "application/fhir+xml", "application/json",
                 "application/xml", "text/")
 
@@ -49,12 +47,7 @@ class Gzip:
             return lambda data: None
 
         result = self.app(environ, capture)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        body = drain(result)
         status, headers, exc_info = sent
         if self._compressible(status, headers, body):
             body = gzip.compress(body, self.level, mtime=0)

@@ -13,15 +13,14 @@ is revalidated without a body too; requests without a validator pass straight th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.http import http_date, parse_date
 
-Headers = list[tuple[str, str]]
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+from terminology.http.wsgi import Headers, StartResponse, WsgiApp, close
+
 GZIP_SUFFIX = "-gzip"  # compression.py marks the ETag of a gzipped body with it
 # Headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need.
 KEPT_ON_304 = frozenset({"etag", "last-modified", "cache-control", "vary", "expires",
@@ -107,9 +106,7 @@ class ConditionalGet:
 
         result = self.app(environ, capture)
         if sent and sent[0].startswith("200 ") and not_modified(environ, sent[1]):
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            close(result)
             start_response("304 Not Modified", [(k, v) for k, v in sent[1] if k.lower() in KEPT_ON_304])
             return [b""]
         return result

@@ -30,6 +30,7 @@ from terminology.http import metrics
 from terminology.http.conditional import strong_etag
 from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON, VARY, negotiate
 from terminology.http.response_cache import CACHEABLE
+from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import bag_from_query
 from terminology.providers.filters import request_deadline
@@ -37,8 +38,6 @@ from terminology.registry import Registry
 from terminology.settings import Settings
 
 TYPE_OPERATION = re.compile(r"/fhir/([^/]+)/\$([^/]+)")
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Answer = tuple[int, bytes, str, float]  # status, body, request id, start time
 
 

@@ -33,6 +33,7 @@ from urllib.parse import unquote
 from flask import Flask, Response, request
 
 from terminology.http.metrics import record_cache
+from terminology.http.wsgi import Headers, StartResponse, WsgiApp, drain
 
 # The operation routes of terminology.http.app; reads, searches and metadata embed the base url.
 CACHED_ENDPOINTS = frozenset({"type_operation", "instance_operation"})
@@ -44,10 +45,7 @@ BYPASS_PARAMS = ("tx-resource", "cache-id")
 REQUEST_ID_HEADER = "x-request-id"
 CACHEABLE = "terminology.response_cacheable"  # environ flag set by the app for its operation routes
 CacheKey = tuple[str, ...]
-Headers = list[tuple[str, str]]
 Entry = tuple[Headers, bytes]  # the app's headers except X-Request-Id, and the body
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class ResponseCache:
@@ -160,12 +158,7 @@ class CachedOperations:
         result = self.app(environ, capture)
         if not (environ.get(CACHEABLE) and sent and sent[0].startswith("200 ")):
             return result
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        body = drain(result)
         headers = [(k, v) for k, v in sent[1] if k.lower() != REQUEST_ID_HEADER]
         self.cache.put(key, headers, body, generation)
         return [body]
