@@ -150,17 +150,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import_cpt(args: argparse.Namespace) -> int:
-    """Import an AMA CPT release folder into a SQLite database."""
-    from terminology.cpt.ama_import import AmaImportError, import_to_db
+    """Import an AMA CPT release folder into a SQLite database and print the import report."""
+    from terminology.cpt.ama_import import AmaImportError, import_release_to_db
 
     started = time.monotonic()
     try:
-        release = import_to_db(args.source, args.version, args.out)
+        report = import_release_to_db(args.source, args.version, args.out, strict=args.strict)
     except AmaImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    release = report.release
     print(f"imported CPT {release.version}: {len(release.concepts)} concepts into {args.out} "
           f"in {time.monotonic() - started:.1f} s")
+    for line in report.lines():
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     return 0
 
 
@@ -215,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", type=Path, help="the AMA release folder, or the release .zip")
     imp.add_argument("--version", required=True, help="the CPT version, e.g. 2026")
     imp.add_argument("--out", type=Path, required=True, help="the SQLite file to write")
+    imp.add_argument("--strict", action="store_true",
+                     help="fail (and write nothing) when the release lacks what every CPT "
+                          "release has: general modifiers, 26, 59, LT, RT")
     imp.set_defaults(func=cmd_import_cpt)
     return parser
 
