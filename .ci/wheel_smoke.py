@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,12 +57,23 @@ def lookup_72126(base: str, proc: subprocess.Popen[bytes], log: Path) -> dict[st
     raise SystemExit(f"wheel smoke test: no $lookup answer:\n{log.read_text()[-3000:]}")
 
 
+def build_wheel(dest: Path) -> Path:
+    """The wheel of the checkout, built into dest; setuptools' own build/ and egg-info
+    folders are removed again when this build made them (stale files would reach wheels)."""
+    made = [p for p in (REPO / "build", REPO / "terminology.egg-info") if not p.exists()]
+    try:
+        run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dest, REPO, cwd=dest)
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+    return next(dest.glob("terminology-*.whl"))
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wheel-smoke-") as tmp_name:
         tmp = Path(tmp_name)
-        run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-            "-w", tmp / "dist", REPO, cwd=tmp)
-        wheel = next((tmp / "dist").glob("terminology-*.whl"))
+        (tmp / "dist").mkdir()
+        wheel = build_wheel(tmp / "dist")
         run(sys.executable, "-m", "venv", "--system-site-packages", tmp / "venv")
         python = tmp / "venv" / "bin" / "python"
         run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)

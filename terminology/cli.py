@@ -146,6 +146,28 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"CodeSystem {p.url}|{p.version}: {p.total()} concepts")
     print(f"ValueSets: {len(registry.resources('ValueSet'))}; "
           f"ConceptMaps: {len(registry.resources('ConceptMap'))}")
+    return _check_cpt(args.cpt or [])
+
+
+def _check_cpt(databases: list[Path]) -> int:
+    """Check each CPT database without serving it; 2 with the first problem."""
+    from terminology.content import cpt_database_files
+    from terminology.cpt.check import check_cpt_database
+    from terminology.cpt.release import CptDataError
+
+    try:
+        files = cpt_database_files(databases)  # a folder: every *.db in it
+    except ContentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in files:
+        try:
+            lines = check_cpt_database(path)
+        except CptDataError as e:
+            print(f"error: CPT database {e}", file=sys.stderr)
+            return 2
+        for line in lines:
+            print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     return 0
 
 
@@ -212,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--content", type=Path, action="append", metavar="DIR")
     check.add_argument("--package", type=Path, action="append", metavar="PATH")
     check.add_argument("--no-bundled", action="store_true")
+    check.add_argument("--cpt", type=Path, action="append", metavar="FILE",
+                       help="a CPT SQLite database to check (schema, counts, a sample of "
+                            "lookups) without serving it (repeatable)")
     check.set_defaults(func=cmd_check)
 
     imp = sub.add_parser("import-cpt", help="import an AMA CPT release into a SQLite database")
