@@ -151,3 +151,25 @@ def test_a_well_formed_code_the_licensed_release_lacks_is_unknown(licensed: Any)
     body = validate(licensed, "99999")
     assert param_value(body, "result") is False
     assert "Unknown code '99999'" in param_value(body, "message")
+
+
+def test_start_up_log_names_the_cpt_served(licensed_db: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="terminology.content"):
+        load_content(Settings(cpt_databases=[licensed_db]))
+    served = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CPT served")]
+    assert served == [f"CPT served: 2025 (complete, {CODES + modifier_count()} codes and "
+                      "modifiers)"]
+
+
+@pytest.mark.parametrize("code", ["22", "25", "26", "50", "59", "76", "77", "1P", "LT", "RT",
+                                  "TC", "P1", "P2"])
+def test_every_modifier_of_the_ama_layout_answers_lookup(licensed: Any, code: str) -> None:
+    resp = licensed.get(f"/fhir/CodeSystem/$lookup?system={CPT_URL}&code={code}")
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    assert param_value(resp.get_json(), "display").startswith("Synthetic")
+
+
+def test_a_ct_code_with_modifier_26_is_valid_on_the_licensed_release(licensed: Any) -> None:
+    body = validate(licensed, "72126:26")
+    assert param_value(body, "result") is True, body
