@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from terminology import __version__
+from terminology.cpt import served_releases
 from terminology.registry import Registry
 
 SOFTWARE = "CPT imaging terminology server"
@@ -79,6 +80,7 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         if ops:
             entry["operation"] = ops
         resources.append(entry)
+    cpt = served_releases(registry)
     return {
         "resourceType": "CapabilityStatement",
         "extension": [
@@ -102,6 +104,7 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         "format": ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"],
         "rest": [{
             "mode": "server",
+            "documentation": f"CPT served: {cpt or 'none'}",
             "security": _security(writes, jwt),
             "resource": resources,
             "interaction": [{"code": "batch"}],
