@@ -65,8 +65,8 @@ def _value_set(registry: Registry, bag: ParamBag, side: str) -> dict[str, Any]:
             raise BadRequest(f"The parameter '{side}ValueSet' must carry a ValueSet",
                              expression=f"{side}ValueSet")
         return inline
-    if url is None:
-        raise BadRequest(f"$compare needs '{side}ValueSet' or '{side}Url'", expression=f"{side}Url")
+    if url is None:  # (compare_request checked that one of the two was sent)
+        raise BadRequest(f"'{side}ValueSet' must carry a resource", expression=f"{side}ValueSet")
     version = bag.text(f"{side}Version") or split_canonical(url)[1] or bag.text("valueSetVersion")
     return resolve_value_set(registry, url, version)
 
@@ -77,6 +77,9 @@ def compare_request(registry: Registry, bag: ParamBag,
     if instance is not None and (bag.has("thisValueSet") or bag.has("thisUrl")):
         raise BadRequest("At the instance level the instance is 'this': send only 'other'",
                          expression="thisUrl")
+    for side in ("other",) if instance is not None else ("this", "other"):
+        if not (bag.has(f"{side}ValueSet") or bag.has(f"{side}Url")):
+            raise BadRequest(f"$compare needs '{side}ValueSet' or '{side}Url'", expression=f"{side}Url")
     this = instance if instance is not None else _value_set(registry, bag, "this")
     other = _value_set(registry, bag, "other")
     policy = bag.text("version-policy") or "as-needed"

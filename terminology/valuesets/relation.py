@@ -170,9 +170,10 @@ def _compare_group(group: Group, tally: Tally, lists_exact: bool) -> None:
 
 
 def _kind(inc: dict[str, Any]) -> str:
+    """filters, codes (a list, even an empty one) or all (the whole code system)."""
     if inc.get("filter"):
         return "filters"
-    return "codes" if inc.get("concept") else "all"
+    return "codes" if "concept" in inc else "all"
 
 
 def _sort_key(text: str) -> tuple[str, str]:
@@ -184,18 +185,19 @@ def _tidy(includes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     each filter set sorted, whole-system first, then the list, then filters."""
     codes: set[str] = set()
     out: list[dict[str, Any]] = []
-    whole = False
+    whole = listed = False
     for inc in includes:
         if inc.get("filter"):
             filters = sorted((str(f.get("property")), str(filter_op(f)), str(f.get("value")))
                              for f in inc["filter"])
             out.append({"filter": filters})
-        elif inc.get("concept"):
+        elif "concept" in inc:
+            listed = True
             codes.update(str(c.get("code")) for c in inc["concept"])
         else:
             whole = True
     out.sort(key=lambda inc: inc["filter"])
-    if codes:
+    if listed:
         out.insert(0, {"concept": sorted(codes, key=_sort_key)})
     if whole:
         out.insert(0, {})
@@ -208,7 +210,7 @@ def _surely_has_codes(includes: list[dict[str, Any]], provider: CodeSystemProvid
     known concept does (the concept itself)."""
     for inc in includes:
         kind = _kind(inc)
-        if kind == "codes":
+        if kind == "codes" and inc["concept"]:
             return True
         if kind == "all":
             return provider is None or provider.total() > 0
