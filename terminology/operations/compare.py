@@ -37,7 +37,12 @@ from terminology.params import ParamBag
 from terminology.providers.filters import Deadline
 from terminology.registry import Registry, split_canonical
 from terminology.settings import Settings
-from terminology.valuesets.compose import ComposeOptions, expand_compose, resolve_value_set, vs_canonical
+from terminology.valuesets.compose import (
+    ComposeOptions,
+    expand_compose,
+    resolve_value_set,
+    vs_canonical,
+)
 from terminology.valuesets.expansion import Expansion
 from terminology.valuesets.relation import POLICIES, Tally, compare_definitions
 
@@ -169,10 +174,17 @@ def verdict(tally: Tally, this_name: str, other_name: str) -> tuple[str, str]:
     return "same", f"The value sets {this_name} and {other_name} contain the same codes"
 
 
+def _name(value_set: dict[str, Any], side: str) -> str:
+    """How messages name a value set: url|version, else its id, else which side it is."""
+    if value_set.get("url"):
+        return vs_canonical(value_set)
+    return f"ValueSet/{value_set['id']}" if value_set.get("id") else f"(the {side} value set, inline)"
+
+
 def compare(registry: Registry, request: CompareRequest, settings: Settings,
             limit: int | None = None) -> dict[str, Any]:
     """The $compare answer (a Parameters resource)."""
-    this_name, other_name = vs_canonical(request.this), vs_canonical(request.other)
+    this_name, other_name = _name(request.this, "this"), _name(request.other, "other")
     expanded = False
     this_compose, other_compose = request.this.get("compose"), request.other.get("compose")
     if not this_compose or not other_compose:

@@ -239,9 +239,8 @@ def _compare_filters(t: dict[str, Any], o: dict[str, Any], provider: CodeSystemP
         return
     if len(t["filter"]) == len(o["filter"]) == 1 and provider is not None:
         (tp, top, tv), (op_, oop, ov) = t["filter"][0], o["filter"][0]
-        if tp == op_ == "concept" and top == oop == "is-a":
-            if _compare_is_a(provider, tv, ov, tally):
-                return
+        if tp == op_ == "concept" and top == oop == "is-a" and _compare_is_a(provider, tv, ov, tally):
+            return
     tally.undecided = "filters that cannot be compared without expanding"
 
 

@@ -77,64 +77,64 @@ def run(reg: Registry, this: dict[str, Any], other: dict[str, Any], diagnostics:
     return {p["name"]: next(v for k, v in p.items() if k != "name") for p in out["parameter"]}
 
 
-T, O = "http://example.test/ValueSet/this", "http://example.test/ValueSet/other"
+THIS, OTHER = "http://example.test/ValueSet/this", "http://example.test/ValueSet/other"
 
 
 # -- decided from the definitions ---------------------------------------------------------
 
 def test_reordered_code_lists_are_the_same_without_expanding(reg: Registry) -> None:
-    got = run(reg, vs(T, codes(H, "A1", "B1", "A2")), vs(O, codes(H, "A2", "A1"), codes(H, "B1")))
+    got = run(reg, vs(THIS, codes(H, "A1", "B1", "A2")), vs(OTHER, codes(H, "A2", "A1"), codes(H, "B1")))
     assert got == {"result": "same", "performed-expansion": False, "common-codes": "A1,A2,B1",
-                   "message": f"The value sets {T} and {O} contain the same codes"}
+                   "message": f"The value sets {THIS} and {OTHER} contain the same codes"}
 
 
 def test_a_longer_code_list_is_a_superset_naming_what_other_lacks(reg: Registry) -> None:
-    got = run(reg, vs(T, codes(H, "A1", "A2", "B1")), vs(O, codes(H, "A1", "B1")))
+    got = run(reg, vs(THIS, codes(H, "A1", "A2", "B1")), vs(OTHER, codes(H, "A1", "B1")))
     assert (got["result"], got["missing-codes"], got["common-codes"]) == ("superset", "A2", "A1,B1")
     assert "extra-codes" not in got and got["performed-expansion"] is False
 
 
 def test_overlapping_code_lists_list_all_three_sets(reg: Registry) -> None:
-    got = run(reg, vs(T, codes(H, "A1", "A2")), vs(O, codes(H, "A2", "B1")))
+    got = run(reg, vs(THIS, codes(H, "A1", "A2")), vs(OTHER, codes(H, "A2", "B1")))
     assert (got["result"], got["missing-codes"], got["extra-codes"], got["common-codes"]) == (
         "overlapping", "A1", "B1", "A2")
 
 
 def test_without_diagnostics_no_code_lists_are_returned(reg: Registry) -> None:
-    got = run(reg, vs(T, codes(H, "A1", "A2")), vs(O, codes(H, "A2", "B1")), diagnostics=False)
+    got = run(reg, vs(THIS, codes(H, "A1", "A2")), vs(OTHER, codes(H, "A2", "B1")), diagnostics=False)
     assert set(got) == {"result", "message", "performed-expansion"}
     assert got["result"] == "overlapping"
 
 
 def test_is_a_a_concept_is_a_subset_of_is_a_its_ancestor(reg: Registry) -> None:
-    got = run(reg, vs(T, isa(H, "A")), vs(O, isa(H, "root")))
+    got = run(reg, vs(THIS, isa(H, "A")), vs(OTHER, isa(H, "root")))
     assert (got["result"], got["performed-expansion"]) == ("subset", False)
-    assert run(reg, vs(T, isa(H, "root")), vs(O, isa(H, "A")))["result"] == "superset"
+    assert run(reg, vs(THIS, isa(H, "root")), vs(OTHER, isa(H, "A")))["result"] == "superset"
 
 
 def test_is_a_unrelated_branches_of_a_tree_are_disjoint(reg: Registry) -> None:
-    got = run(reg, vs(T, isa(H, "A")), vs(O, isa(H, "B")))
+    got = run(reg, vs(THIS, isa(H, "A")), vs(OTHER, isa(H, "B")))
     assert (got["result"], got["performed-expansion"]) == ("disjoint", False)
-    assert got["message"] == f"No shared codes between the value sets {T} and {O}"
+    assert got["message"] == f"No shared codes between the value sets {THIS} and {OTHER}"
 
 
 def test_different_code_systems_are_disjoint_without_expanding(reg: Registry) -> None:
-    got = run(reg, vs(T, {"system": H}), vs(O, {"system": X}))
+    got = run(reg, vs(THIS, {"system": H}), vs(OTHER, {"system": X}))
     assert (got["result"], got["performed-expansion"]) == ("disjoint", False)
 
 
 def test_a_code_system_only_this_includes_makes_it_a_superset(reg: Registry) -> None:
-    got = run(reg, vs(T, {"system": X}, isa(H, "A")), vs(O, isa(H, "A")))
+    got = run(reg, vs(THIS, {"system": X}, isa(H, "A")), vs(OTHER, isa(H, "A")))
     assert (got["result"], got["performed-expansion"]) == ("superset", False)
 
 
 def test_whole_code_system_in_two_versions_is_the_same_when_versions_do_not_matter(reg: Registry) -> None:
-    got = run(reg, vs(T, {"system": H, "version": "1"}), vs(O, {"system": H, "version": "2"}))
+    got = run(reg, vs(THIS, {"system": H, "version": "1"}), vs(OTHER, {"system": H, "version": "2"}))
     assert (got["result"], got["performed-expansion"]) == ("same", False)
 
 
 def test_version_policy_always_separates_the_codes_of_two_versions(reg: Registry) -> None:
-    got = run(reg, vs(T, {"system": H, "version": "1"}), vs(O, {"system": H, "version": "2"}),
+    got = run(reg, vs(THIS, {"system": H, "version": "1"}), vs(OTHER, {"system": H, "version": "2"}),
               policy="always")
     assert (got["result"], got["performed-expansion"]) == ("disjoint", True)
 
@@ -142,43 +142,43 @@ def test_version_policy_always_separates_the_codes_of_two_versions(reg: Registry
 # -- decided by expanding -----------------------------------------------------------------
 
 def test_a_filter_and_the_list_of_its_closure_are_the_same_after_expanding(reg: Registry) -> None:
-    got = run(reg, vs(T, isa(H, "A", "1")), vs(O, codes(H, "A", "A1", "A2", version="1")))
+    got = run(reg, vs(THIS, isa(H, "A", "1")), vs(OTHER, codes(H, "A", "A1", "A2", version="1")))
     assert got == {"result": "same", "performed-expansion": True,
-                   "message": f"The value sets {T} and {O} contain the same codes"}
+                   "message": f"The value sets {THIS} and {OTHER} contain the same codes"}
 
 
 def test_a_list_inside_a_filter_is_a_subset_with_the_other_codes_listed(reg: Registry) -> None:
-    got = run(reg, vs(T, codes(H, "A1")), vs(O, isa(H, "A", "1")))
+    got = run(reg, vs(THIS, codes(H, "A1")), vs(OTHER, isa(H, "A", "1")))
     assert (got["result"], got["extra-codes"], got["common-codes"], got["performed-expansion"]) == (
         "subset", "A,A2", "A1", True)
-    assert got["message"] == f"The valueSet {T} is a sub-set of the valueSet {O}"
+    assert got["message"] == f"The valueSet {THIS} is a sub-set of the valueSet {OTHER}"
 
 
 def test_the_same_filter_in_two_versions_compares_their_expansions(reg: Registry) -> None:
-    got = run(reg, vs(T, isa(H, "A", "1")), vs(O, isa(H, "A", "2")))
+    got = run(reg, vs(THIS, isa(H, "A", "1")), vs(OTHER, isa(H, "A", "2")))
     assert (got["result"], got["extra-codes"], got["performed-expansion"]) == ("subset", "A3", True)
 
 
 def test_an_exclude_is_applied_before_comparing(reg: Registry) -> None:
-    this = vs(T, isa(H, "root", "1"), exclude=[codes(H, "B1", "B2", version="1")])
-    got = run(reg, this, vs(O, codes(H, "root", "A", "A1", "A2", "B", version="1")))
+    this = vs(THIS, isa(H, "root", "1"), exclude=[codes(H, "B1", "B2", version="1")])
+    got = run(reg, this, vs(OTHER, codes(H, "root", "A", "A1", "A2", "B", version="1")))
     assert (got["result"], got["performed-expansion"]) == ("same", True)
 
 
 def test_an_import_compares_as_the_imported_codes(reg: Registry) -> None:
-    this = vs(T, {"valueSet": ["http://example.test/ValueSet/a-branch"]}, codes(H, "B1"))
-    got = run(reg, this, vs(O, isa(H, "A")))
+    this = vs(THIS, {"valueSet": ["http://example.test/ValueSet/a-branch"]}, codes(H, "B1"))
+    got = run(reg, this, vs(OTHER, isa(H, "A")))
     assert (got["result"], got["missing-codes"], got["performed-expansion"]) == ("superset", "B1", True)
 
 
 def test_keeping_inactive_codes_out_changes_a_listed_retired_code(reg: Registry) -> None:
-    got = run(reg, vs(T, codes(H, "A1", "C"), inactive=False), vs(O, codes(H, "A1")))
+    got = run(reg, vs(THIS, codes(H, "A1", "C"), inactive=False), vs(OTHER, codes(H, "A1")))
     assert (got["result"], got["performed-expansion"]) == ("same", True)
-    assert run(reg, vs(T, codes(H, "A1", "C")), vs(O, codes(H, "A1")))["result"] == "superset"
+    assert run(reg, vs(THIS, codes(H, "A1", "C")), vs(OTHER, codes(H, "A1")))["result"] == "superset"
 
 
 def test_unrelated_concepts_of_a_polyhierarchy_are_expanded_not_guessed(reg: Registry) -> None:
-    got = run(reg, vs(T, isa(M, "P")), vs(O, isa(M, "Q")))
+    got = run(reg, vs(THIS, isa(M, "P")), vs(OTHER, isa(M, "Q")))
     assert (got["result"], got["common-codes"], got["performed-expansion"]) == ("overlapping", "S", True)
 
 
@@ -186,37 +186,43 @@ def test_two_empty_value_sets_are_empty(reg: Registry) -> None:
     def nothing(pattern: str) -> dict[str, Any]:
         return {"system": H, "filter": [{"property": "concept", "op": "regex", "value": pattern}]}
 
-    got = run(reg, vs(T, nothing("zz.*")), vs(O, nothing("yy.*"), codes(H)))
+    got = run(reg, vs(THIS, nothing("zz.*")), vs(OTHER, nothing("yy.*"), codes(H)))
     assert got["result"] == "empty"
-    assert got["message"] == f"Both the value sets {T} and {O} are empty"
+    assert got["message"] == f"Both the value sets {THIS} and {OTHER} are empty"
 
 
 # -- indeterminate ------------------------------------------------------------------------
 
 def test_an_unknown_code_system_is_indeterminate_when_it_must_be_expanded(reg: Registry) -> None:
     unknown = "http://example.test/CodeSystem/unknown"
-    got = run(reg, vs(T, isa(unknown, "a")), vs(O, isa(unknown, "b")))
+    got = run(reg, vs(THIS, isa(unknown, "a")), vs(OTHER, isa(unknown, "b")))
     assert (got["result"], got["performed-expansion"]) == ("indeterminate", True)
     assert "Both expansions failed" in got["message"] and unknown in got["message"]
     assert "common-codes" not in got
 
 
 def test_a_too_costly_expansion_is_indeterminate(reg: Registry) -> None:
-    got = run(reg, vs(T, isa(H, "root", "1")), vs(O, codes(H, "A1", version="1")), limit=3)
+    got = run(reg, vs(THIS, isa(H, "root", "1")), vs(OTHER, codes(H, "A1", version="1")), limit=3)
     assert got["result"] == "indeterminate"
     assert "This expansion failed: The value set" in got["message"] and "(>3)" in got["message"]
 
 
 def test_a_value_set_without_compose_is_indeterminate(reg: Registry) -> None:
-    bare = {"resourceType": "ValueSet", "url": O, "status": "active"}
-    got = run(reg, vs(T, codes(H, "A1")), bare)
-    assert (got["result"], got["message"]) == ("indeterminate", f"Unable to compare {T} and {O}: "
-                                               f"The ValueSet {O} has no compose")
+    bare = {"resourceType": "ValueSet", "url": OTHER, "status": "active"}
+    got = run(reg, vs(THIS, codes(H, "A1")), bare)
+    assert (got["result"], got["message"]) == ("indeterminate", f"Unable to compare {THIS} and {OTHER}: "
+                                               f"The ValueSet {OTHER} has no compose")
+
+
+def test_a_value_set_without_url_is_named_by_its_side(reg: Registry) -> None:
+    got = run(reg, {"resourceType": "ValueSet", "status": "active", "compose": {"include": [codes(H, "A1")]}},
+              vs(OTHER, codes(H, "A1")))
+    assert got["message"] == f"The value sets (the this value set, inline) and {OTHER} contain the same codes"
 
 
 def test_code_lists_of_an_unknown_system_compare_as_listed(reg: Registry) -> None:
     unknown = "http://example.test/CodeSystem/unknown"
-    got = run(reg, vs(T, codes(unknown, "p", "q")), vs(O, codes(unknown, "q", "r")))
+    got = run(reg, vs(THIS, codes(unknown, "p", "q")), vs(OTHER, codes(unknown, "q", "r")))
     assert (got["result"], got["performed-expansion"]) == ("overlapping", False)
 
 
@@ -228,7 +234,7 @@ def _bag(*params: dict[str, Any]) -> Any:
 
 def test_url_with_version_resolves_the_stored_value_set(reg: Registry) -> None:
     request = compare_request(reg, _bag({"name": "thisUrl", "valueUri": "http://example.test/ValueSet/a-branch|1.0"},
-                                        {"name": "otherValueSet", "resource": vs(O, isa(H, "A"))},
+                                        {"name": "otherValueSet", "resource": vs(OTHER, isa(H, "A"))},
                                         {"name": "diagnostics", "valueBoolean": True}))
     assert request.this["version"] == "1.0" and request.diagnostics
 
@@ -240,10 +246,10 @@ def test_an_unknown_url_is_not_found(reg: Registry) -> None:
 
 
 @pytest.mark.parametrize("params", [
-    [{"name": "thisUrl", "valueUri": T}],
+    [{"name": "thisUrl", "valueUri": THIS}],
     [{"name": "otherUrl", "valueUri": "http://example.test/ValueSet/a-branch"}],
     [{"name": "thisUrl", "valueUri": "http://example.test/ValueSet/a-branch"},
-     {"name": "thisValueSet", "resource": vs(T)},
+     {"name": "thisValueSet", "resource": vs(THIS)},
      {"name": "otherUrl", "valueUri": "http://example.test/ValueSet/a-branch"}],
     [{"name": "thisUrl", "valueUri": "http://example.test/ValueSet/a-branch"},
      {"name": "otherUrl", "valueUri": "http://example.test/ValueSet/a-branch"},
@@ -255,8 +261,8 @@ def test_a_malformed_request_is_a_bad_request(reg: Registry, params: list[dict[s
 
 
 def test_at_the_instance_level_the_instance_is_this(reg: Registry) -> None:
-    instance = vs(T, codes(H, "A1"))
-    request = compare_request(reg, _bag({"name": "otherValueSet", "resource": vs(O, codes(H, "A1"))}),
+    instance = vs(THIS, codes(H, "A1"))
+    request = compare_request(reg, _bag({"name": "otherValueSet", "resource": vs(OTHER, codes(H, "A1"))}),
                               instance)
     assert request.this is instance
     with pytest.raises(BadRequest):
