@@ -94,10 +94,9 @@ def compare_request(registry: Registry, bag: ParamBag,
     return CompareRequest(this, other, bool(bag.boolean("diagnostics")), policy)
 
 
-def _expand(registry: Registry, value_set: dict[str, Any], settings: Settings,
+def _expand(registry: Registry, value_set: dict[str, Any], options: ComposeOptions,
             limit: int) -> Expansion | str:
     """The expansion of one side, or why it could not be had."""
-    options = ComposeOptions(deadline=Deadline(settings.request_time_limit, settings.max_regex_length))
     try:
         return expand_compose(registry, value_set, options, max_size=limit)
     except FhirError as e:
@@ -140,8 +139,10 @@ def compare_expansions(registry: Registry, request: CompareRequest, settings: Se
                        limit: int) -> Tally:
     """The relation of the two expansions' codes."""
     tally = Tally()
-    this = _expand(registry, request.this, settings, limit)
-    other = _expand(registry, request.other, settings, limit)
+    # one time budget for both expansions
+    options = ComposeOptions(deadline=Deadline(settings.request_time_limit, settings.max_regex_length))
+    this = _expand(registry, request.this, options, limit)
+    other = _expand(registry, request.other, options, limit)
     failure = _expansion_failure(this, other)
     if failure is not None or isinstance(this, str) or isinstance(other, str):
         tally.undecided = failure

@@ -207,6 +207,13 @@ def test_a_too_costly_expansion_is_indeterminate(reg: Registry) -> None:
     assert "This expansion failed: The value set" in got["message"] and "(>3)" in got["message"]
 
 
+def test_expansions_past_the_time_limit_are_indeterminate(reg: Registry) -> None:
+    request = CompareRequest(vs(THIS, isa(H, "root", "1")), vs(OTHER, codes(H, "A1", version="1")))
+    out = compare(reg, request, Settings(request_time_limit=-1))
+    assert out["parameter"][0] == {"name": "result", "valueCode": "indeterminate"}
+    assert "time limit" in out["parameter"][1]["valueString"]
+
+
 def test_a_value_set_without_compose_is_indeterminate(reg: Registry) -> None:
     bare = {"resourceType": "ValueSet", "url": OTHER, "status": "active"}
     got = run(reg, vs(THIS, codes(H, "A1")), bare)
