@@ -44,7 +44,12 @@ from terminology.valuesets.compose import (
     vs_canonical,
 )
 from terminology.valuesets.expansion import Expansion
-from terminology.valuesets.relation import POLICIES, Tally, compare_definitions
+from terminology.valuesets.relation import (
+    POLICIES,
+    Tally,
+    admits_grammar_members,
+    compare_definitions,
+)
 
 RESULTS = ("same", "subset", "superset", "overlapping", "disjoint", "empty", "indeterminate")
 
@@ -103,7 +108,17 @@ def _expand(registry: Registry, value_set: dict[str, Any], options: ComposeOptio
         return e.text
 
 
-def _expansion_failure(this: Expansion | str, other: Expansion | str) -> str | None:
+def _open(registry: Registry, expansion: Expansion, value_set: dict[str, Any]) -> bool:
+    """Whether an expansion may lack members: a fragment code system was used, or a grammar's
+    expressions may be members (relation.admits_grammar_members). An expansion unclosed only
+    because a code system has a grammar that this compose cannot reach is complete."""
+    if not expansion.unclosed:
+        return False
+    return bool(expansion.fragments) or admits_grammar_members(registry, value_set.get("compose") or {})
+
+
+def _expansion_failure(this: Expansion | str, other: Expansion | str,
+                       open_: tuple[bool, bool]) -> str | None:
     """Why the expansions cannot be compared (failed or not closed), or None."""
     if isinstance(this, str) and isinstance(other, str):
         if this == other:
@@ -113,10 +128,10 @@ def _expansion_failure(this: Expansion | str, other: Expansion | str) -> str | N
         return f"This expansion failed: {this}"
     if isinstance(other, str):
         return f"Other expansion failed: {other}"
-    if this.unclosed and other.unclosed:
+    if open_[0] and open_[1]:
         return "Both expansions are unclosed."
-    if this.unclosed or other.unclosed:
-        return "This expansion is unclosed." if this.unclosed else "Other expansion is unclosed."
+    if open_[0] or open_[1]:
+        return "This expansion is unclosed." if open_[0] else "Other expansion is unclosed."
     return None
 
 
@@ -143,7 +158,9 @@ def compare_expansions(registry: Registry, request: CompareRequest, settings: Se
     options = ComposeOptions(deadline=Deadline(settings.request_time_limit, settings.max_regex_length))
     this = _expand(registry, request.this, options, limit)
     other = _expand(registry, request.other, options, limit)
-    failure = _expansion_failure(this, other)
+    open_ = (not isinstance(this, str) and _open(registry, this, request.this),
+             not isinstance(other, str) and _open(registry, other, request.other))
+    failure = _expansion_failure(this, other, open_)
     if failure is not None or isinstance(this, str) or isinstance(other, str):
         tally.undecided = failure
         return tally

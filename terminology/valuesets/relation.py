@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from terminology.errors import FhirError
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry
 from terminology.valuesets.resolution import filter_op
@@ -263,3 +264,30 @@ def _single_parented(provider: CodeSystemProvider) -> bool:
     """Whether no concept of the code system has two parents (closures of unrelated concepts
     are then disjoint)."""
     return all(len(c.parents) <= 1 for c in provider.iterate())
+
+
+def admits_grammar_members(registry: Registry, compose: dict[str, Any]) -> bool:
+    """Whether a compose may hold members that no expansion lists: expressions of a code
+    system with a grammar (CPT's modifier expressions), which only a whole-system include or
+    filters that are all open to expressions (CPT's `modified = true`) pick up. A code list
+    holds what it lists, and any other filter selects the code system's own codes. Imported
+    value sets are assumed to admit them."""
+    for inc in compose.get("include", []):
+        if inc.get("valueSet") or not inc.get("system"):
+            return True
+        provider = registry.code_system(inc["system"], inc.get("version"))
+        if provider is None or not getattr(provider, "unclosed", False):
+            continue
+        filters = inc.get("filter") or []
+        if not filters:
+            if "concept" in inc:
+                continue
+            return True
+        try:
+            compiled = [provider.filter(str(f.get("property")), str(filter_op(f)), str(f.get("value")))
+                        for f in filters]
+        except FhirError:
+            return True
+        if all(getattr(f, "open_to_expressions", False) for f in compiled):
+            return True
+    return False

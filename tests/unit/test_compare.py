@@ -275,3 +275,37 @@ def test_at_the_instance_level_the_instance_is_this(reg: Registry) -> None:
     with pytest.raises(BadRequest):
         compare_request(reg, _bag({"name": "thisValueSet", "resource": instance},
                                   {"name": "otherValueSet", "resource": instance}), instance)
+
+
+# -- a code system with a grammar (CPT modifier expressions) --------------------------------
+
+@pytest.fixture()
+def cpt_reg() -> Registry:
+    from terminology.cpt.provider import CptProvider, database_resource
+    from terminology.cpt.release import CptConcept, CptRelease
+
+    def concept(code: str, modality: str, modifier: bool = False) -> CptConcept:
+        props = {} if modifier else {"modality": [modality], "kind": ["code"]}
+        return CptConcept(code, modifier, f"Descriptor of {code}", [], props)
+
+    release = CptRelease("2099", {c.code: c for c in [
+        concept("72125", "CT"), concept("72126", "CT"), concept("72141", "MR"),
+        concept("26", "", modifier=True)]})
+    r = Registry()
+    r.add_code_system(CptProvider(release, database_resource(release)))
+    return r
+
+
+CPT = "http://www.ama-assn.org/go/cpt"
+CT = {"system": CPT, "filter": [{"property": "modality", "op": "=", "value": "CT"}]}
+
+
+def test_cpt_filters_select_only_listed_codes_so_their_expansions_compare(cpt_reg: Registry) -> None:
+    got = run(cpt_reg, vs(THIS, codes(CPT, "72125")), vs(OTHER, CT))
+    assert (got["result"], got["extra-codes"], got["performed-expansion"]) == ("subset", "72126", True)
+
+
+def test_whole_cpt_admits_modifier_expressions_no_expansion_lists(cpt_reg: Registry) -> None:
+    got = run(cpt_reg, vs(THIS, {"system": CPT}), vs(OTHER, CT))
+    assert got["result"] == "indeterminate"
+    assert got["message"].endswith("This expansion is unclosed.")
