@@ -7,7 +7,9 @@ so the groups' findings add up. A group is decided only where the answer is cert
 
 * a code system only one side includes: that side has codes the other lacks;
 * the whole code system on both sides: the same codes;
-* code lists on both sides (several lists of a system are one list): compared as sets;
+* code lists on both sides (several lists of a system are one list): compared as sets, once
+  a complete code system is known to define every listed code (codes of a code system not
+  known here are taken as listed);
 * one filter set on each side: the same filters select the same codes; `is-a A` against
   `is-a B` relate as A and B do (`subsumes` gives a strict superset, since B's closure
   lacks A); two unrelated concepts have disjoint closures when no concept has two parents;
@@ -162,7 +164,7 @@ def _compare_group(group: Group, tally: Tally, lists_exact: bool) -> None:
     t, o = this[0], other[0]
     if _kind(t) == _kind(o) == "all":
         tally.add(common=True)
-    elif _kind(t) == _kind(o) == "codes" and (lists_exact or t == o):
+    elif _kind(t) == _kind(o) == "codes" and (lists_exact or t == o) and _all_known(group.provider, t, o):
         _compare_lists(t, o, tally)
     elif _kind(t) == _kind(o) == "filters":
         _compare_filters(t, o, group.provider, tally)
@@ -219,6 +221,15 @@ def _surely_has_codes(includes: list[dict[str, Any]], provider: CodeSystemProvid
                 and provider.locate(inc["filter"][0][2]) is not None):
             return True
     return False
+
+
+def _all_known(provider: CodeSystemProvider | None, *lists: dict[str, Any]) -> bool:
+    """Whether listed codes can be taken as listed: the code system is complete and has each
+    of them (a code it lacks is no member; the expansion decides), or it is not known here, or
+    it is a fragment (which need not hold every code)."""
+    if provider is None or provider.content != "complete":
+        return True
+    return all(provider.locate(code) is not None for inc in lists for code in inc["concept"])
 
 
 def _compare_lists(t: dict[str, Any], o: dict[str, Any], tally: Tally) -> None:

@@ -221,6 +221,11 @@ def test_a_value_set_without_compose_is_indeterminate(reg: Registry) -> None:
                                                f"The ValueSet {OTHER} has no compose")
 
 
+def test_a_listed_code_the_code_system_lacks_is_left_to_the_expansion(reg: Registry) -> None:
+    got = run(reg, vs(THIS, codes(H, "A1", "nonesuch", version="1")), vs(OTHER, codes(H, "A1", version="1")))
+    assert (got["result"], got["performed-expansion"]) == ("same", True)  # not a member: not a superset
+
+
 def test_a_value_set_without_url_is_named_by_its_side(reg: Registry) -> None:
     got = run(reg, {"resourceType": "ValueSet", "status": "active", "compose": {"include": [codes(H, "A1")]}},
               vs(OTHER, codes(H, "A1")))
