@@ -51,8 +51,6 @@ from terminology.valuesets.relation import (
     compare_definitions,
 )
 
-RESULTS = ("same", "subset", "superset", "overlapping", "disjoint", "empty", "indeterminate")
-
 
 @dataclass
 class CompareRequest:
