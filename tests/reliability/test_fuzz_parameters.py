@@ -48,8 +48,8 @@ OPERATIONS = {
     "/fhir/CodeSystem/$subsumes": ["system", "codeA", "codeB", "version", "codingA", "codingB"],
     "/fhir/ConceptMap/$translate": ["url", "code", "system", "coding", "codeableConcept", "targetsystem",
                                     "reverse"],
-    "/fhir/ValueSet/$compare": ["thisUrl", "thisValueSet", "otherUrl", "otherValueSet", "diagnostics",
-                                "version-policy", "tx-resource"],
+    # each request names both sides (see Generator.request), then some of these
+    "/fhir/ValueSet/$compare": ["diagnostics", "version-policy", "tx-resource"],
 }
 
 
@@ -111,7 +111,11 @@ class Generator:
             return {"valueUri": f"{r.choice(SYSTEMS).split('|')[0]}|{r.choice(['2026', '1.0.0', 'x', '*'])}"}
         if name in ("system", "targetsystem"):
             return {"valueUri": r.choice(SYSTEMS)}
-        if name in ("url", "thisUrl", "otherUrl"):
+        if name in ("thisUrl", "otherUrl"):
+            return {"valueUri": r.choice(VALUE_SETS)}
+        if name == "version-policy":
+            return {"valueCode": r.choice(["as-needed", "always", "never", "x"])}
+        if name == "url":
             return {"valueUri": r.choice(VALUE_SETS + SYSTEMS)}
         if name == "displayLanguage":
             return {"valueCode": r.choice(["en", "de", "*", "en-US;q=0.5", "x-y-z", "fr-CA,en"])}
@@ -124,7 +128,10 @@ class Generator:
     def request(self) -> tuple[str, bytes]:
         path = self.r.choice(sorted(OPERATIONS))
         names = OPERATIONS[path]
-        params = [{"name": n, **self.value(n)} for n in self.r.sample(names, self.r.randint(1, 6))]
+        params = [{"name": n, **self.value(n)} for n in self.r.sample(names, self.r.randint(1, min(6, len(names))))]
+        if path.endswith("$compare"):
+            sides = [self.r.choice([f"{side}Url", f"{side}ValueSet"]) for side in ("this", "other")]
+            params = [{"name": n, **self.value(n)} for n in sides] + params
         return path, orjson.dumps({"resourceType": "Parameters", "parameter": params})
 
 
