@@ -353,7 +353,8 @@ def request_resource(resource: dict[str, Any], where: str, label: str) -> Any:
 
 
 # Parameters that carry a resource used for this request only, and the type each must be.
-INLINE_RESOURCE_PARAMS = {"valueSet": "ValueSet", "codeSystem": "CodeSystem", "conceptMap": "ConceptMap"}
+INLINE_RESOURCE_PARAMS = {"valueSet": "ValueSet", "codeSystem": "CodeSystem", "conceptMap": "ConceptMap",
+                          "thisValueSet": "ValueSet", "otherValueSet": "ValueSet"}
 
 
 def check_inline_resource(name: str, resource: dict[str, Any]) -> None:

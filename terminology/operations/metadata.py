@@ -11,6 +11,7 @@ from terminology.registry import Registry
 SOFTWARE = "CPT imaging terminology server"
 RELEASE_DATE = "2026-11-26"
 OPERATION_BASE = "http://hl7.org/fhir/OperationDefinition/"
+TOOLS_OPERATION_BASE = "http://hl7.org/fhir/tools/OperationDefinition/"
 FEATURE_EXT = "http://hl7.org/fhir/uv/application-feature/StructureDefinition/feature"
 
 # (resource type, operation name, definition) for every operation the server answers.
@@ -22,6 +23,7 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("ValueSet", "validate-code", OPERATION_BASE + "ValueSet-validate-code"),
     ("ValueSet", "batch-validate-code", OPERATION_BASE + "ValueSet-batch-validate-code"),
     ("ConceptMap", "translate", OPERATION_BASE + "ConceptMap-translate"),
+    ("ValueSet", "compare", TOOLS_OPERATION_BASE + "ValueSet-compare"),  # HL7 FHIR Tooling IG
 ]
 EXPANSION_PARAMETERS = [
     "activeOnly", "check-system-version", "count", "default-valueset-version", "designation",
@@ -137,6 +139,10 @@ def terminology_capabilities(registry: Registry, base_url: str,
         code_systems.append(entry)
     return {
         "resourceType": "TerminologyCapabilities",
+        # R4 TerminologyCapabilities has no element for other operations: each one beyond the
+        # core set is named as a feature whose definition is its OperationDefinition.
+        "extension": [_feature(d, {"valueBoolean": True}) for t, name, d in OPERATIONS
+                      if d.startswith(TOOLS_OPERATION_BASE)],
         "url": f"{base_url}/metadata?mode=terminology",
         "version": __version__,
         "name": "CptImagingTerminologyCapabilities",
