@@ -12,6 +12,7 @@ from terminology.operations.batch import handle_batch_validate
 from terminology.operations.context import Handler, OperationContext
 from terminology.operations.expand import handle_expand
 from terminology.operations.lookup import handle_lookup
+from terminology.operations.signatures import checked
 from terminology.operations.subsumes import handle_subsumes
 from terminology.operations.translate import handle_translate
 from terminology.operations.validate import handle_cs_validate, handle_vs_validate
@@ -26,5 +27,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("ValueSet", "batch-validate-code"): handle_batch_validate,
     ("ConceptMap", "translate"): handle_translate,
 }
+# Each handler checks its parameters' syntax first and names unknown ones (signatures.py).
+HANDLERS = {key: checked(*key, handler) for key, handler in HANDLERS.items()}
 
 __all__ = ["HANDLERS", "Handler", "OperationContext"]
