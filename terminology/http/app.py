@@ -430,6 +430,8 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, FhirError):
         resp = fhir_response(exc.outcome(), exc.status)
         resp.headers.update(exc.headers)
+        if exc.status == 405 and request.path.rsplit("/", 1)[-1].startswith("$"):
+            resp.headers["Allow"] = "GET, HEAD, POST, OPTIONS"  # an operation's URL, not a resource's
         return resp
     if isinstance(exc, HTTPException):
         status = exc.code or 500
