@@ -11,7 +11,12 @@ import pytest
 
 from terminology.content import make_provider
 from terminology.cpt import rules as cpt_rules
-from terminology.cpt.provider import LOOKUP_COPYRIGHT, CptProvider, database_resource, descriptor_use
+from terminology.cpt.provider import (
+    LOOKUP_COPYRIGHT,
+    CptProvider,
+    database_resource,
+    descriptor_use,
+)
 from terminology.cpt.release import CPT_URL, CptConcept, CptRelease
 from terminology.errors import BadRequest
 from terminology.operations.lookup import lookup
