@@ -106,8 +106,7 @@ def _text(p: Param) -> str | None:
 
 
 def _bad(name: str, value: str, what: str) -> BadRequest:
-    return BadRequest(f"The parameter '{name}' has the value '{value}', which is not {what}",
-                      expression=name)
+    return BadRequest(f"The parameter '{name}' must be {what}, not '{value}'", expression=name)
 
 
 def check_language_list(name: str, value: str) -> None:
