@@ -230,10 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the server's root url: POST /admin/reload with TX_ADMIN_TOKEN")
     reload.set_defaults(func=cmd_reload)
 
-    check = sub.add_parser("check", help="validate content without serving")
-    check.add_argument("--content", type=Path, action="append", metavar="DIR")
-    check.add_argument("--package", type=Path, action="append", metavar="PATH")
-    check.add_argument("--no-bundled", action="store_true")
+    check = sub.add_parser("check", help="validate content without serving",
+                           description="Load the content as `serve` would (TX_CONTENT_DIRS, by "
+                                       "default the bundled codesystems/, and TX_PACKAGES, plus the "
+                                       "folders and packages given here), print what was loaded and "
+                                       "exit 0; exit 2 naming the first invalid resource. With --cpt, check CPT "
+                                       "databases instead (schema, counts, a sample of lookups).")
+    check.add_argument("--content", type=Path, action="append", metavar="DIR",
+                       help="extra folder of FHIR JSON content to check (repeatable)")
+    check.add_argument("--package", type=Path, action="append", metavar="PATH",
+                       help="a FHIR package (.tgz or extracted folder) to check (repeatable)")
+    check.add_argument("--no-bundled", action="store_true",
+                       help="check only the --content folders (and packages), not the bundled "
+                            "codesystems/ or TX_CONTENT_DIRS")
     check.add_argument("--cpt", type=Path, action="append", metavar="FILE",
                        help="a CPT SQLite database to check (schema, counts, a sample of "
                             "lookups) without serving it (repeatable)")

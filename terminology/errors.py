@@ -39,8 +39,10 @@ class Issue:
         details: dict[str, Any] = {}
         if self.tx_code:
             details["coding"] = [{"system": TX_ISSUE_TYPE, "code": self.tx_code}]
-        details["text"] = self.text
-        out["details"] = details
+        if self.text:
+            details["text"] = self.text
+        if details:  # an issue told only in `diagnostics` has no details
+            out["details"] = details
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
         # R4 deprecates `location` for simple FHIRPath; tx.fhir.org sends `expression` only
@@ -126,13 +128,15 @@ class TooCostly(FhirError):
 
 
 class MethodNotAllowed(FhirError):
-    """405: the interaction is not supported (the server is read-only)."""
+    """405: the interaction is not supported (the server is read-only); `allow` lists the
+    methods the URL does take (the Allow header RFC 9110 requires on a 405)."""
 
     status = 405
 
-    def __init__(self, text: str, **kw: Any) -> None:
+    def __init__(self, text: str, *, allow: str = "GET, HEAD, OPTIONS", **kw: Any) -> None:
         kw.setdefault("code", "not-supported")
         super().__init__(text, **kw)
+        self.headers = {"Allow": allow}
 
 
 class UnsupportedMediaType(FhirError):

@@ -47,6 +47,22 @@ AMA_COPYRIGHT = ("CPT © Copyright American Medical Association. All rights rese
 LOOKUP_COPYRIGHT = CPT_COPYRIGHT_NOTICE
 UNCLOSED_REASON = f"The code System '{CPT_URL}' has a grammar and so has infinite members"
 
+# The designation uses of CPT descriptors: a code system shipped in codesystems/
+# designation-uses.json (CPT itself defines no such codes).
+DESCRIPTOR_TYPE_URL = "https://terminology.cpt-imaging.org/fhir/CodeSystem/cpt-descriptor-type"
+DESCRIPTOR_TYPES = {"upper": "Long descriptor, upper case", "med": "Medium descriptor",
+                    "short": "Short descriptor", "consumer": "Consumer descriptor",
+                    "clinician": "Clinician descriptor"}
+
+
+def descriptor_use(dtype: str) -> dict[str, str]:
+    """The designation use (a Coding) of a CPT descriptor type."""
+    use = {"system": DESCRIPTOR_TYPE_URL, "code": dtype}
+    if dtype in DESCRIPTOR_TYPES:
+        use["display"] = DESCRIPTOR_TYPES[dtype]
+    return use
+
+
 BOOLEAN_PROPERTIES = ("modifier", "modified", "telemedicine", "orthopox")
 CODE_PROPERTIES = ("kind", "modality", "body-region", "contrast")
 FACETS = ("modality", "body-region", "contrast")  # this project's imaging facets, not CPT's
@@ -413,7 +429,7 @@ def _to_concept(c: CptConcept, shared: dict[Any, Any]) -> Concept:
     return Concept(
         code=c.code,
         display=c.display or None,
-        designations=[Designation("en", once((None, t), lambda t=t: {"system": CPT_URL, "code": t}), v)
+        designations=[Designation("en", once((None, t), lambda t=t: descriptor_use(t)), v)
                       for t, v in c.designations],
         properties=props,
         abstract="metadata" in c.properties.get("kind", []),  # tx.fhir.org: metadata codes

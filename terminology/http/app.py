@@ -57,6 +57,7 @@ from terminology.http.negotiation import (
     serialize,
 )
 from terminology.http.openapi import openapi_spec
+from terminology.http.post_search import search_bag
 from terminology.http.reload import reload_content
 from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
@@ -82,6 +83,8 @@ CORS_PREFLIGHT = {
                                     "If-Match, If-None-Exist, Prefer",
     "Access-Control-Max-Age": "86400",
 }
+# A read-only server offers no PUT or DELETE (POST: operations, batch, _search)
+CORS_PREFLIGHT_READ_ONLY = {**CORS_PREFLIGHT, "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
 
 
 def fhir_response(body: dict[str, Any], status: int = 200) -> Response:
@@ -148,7 +151,8 @@ def request_bag() -> ParamBag:
         return query
     if (request.mimetype or "").lower() == FORM_TYPE:
         return ParamBag(query.params + _form_bag(_read_body()).params)
-    body = fhir_body("a FHIR Parameters resource", allow_empty=bool(query.params))
+    # an empty body is an empty Parameters (FHIR clients POST operations without one)
+    body = fhir_body("a FHIR Parameters resource", allow_empty=True)
     if body is None:
         return query
     return ParamBag(query.params + bag_from_parameters(body).params)
@@ -190,6 +194,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.extensions["tx_last_modified"] = time.time()
     app.register_blueprint(web_pages)  # the HTML terminology browser (terminology/web)
     authorizer = Authorizer(settings)
+    app.extensions["tx_writes"] = authorizer.writes_enabled  # the editor offers Save only then
     routed = {f"{t}/{op}" for t, op in HANDLERS}
 
     def base_url() -> str:
@@ -204,7 +209,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         # The content this request runs on, even if a reload swaps it meanwhile.
         g.registry = app.extensions["tx_registry"]
         if request.method == "OPTIONS":  # a CORS preflight (or a bare OPTIONS): no body
-            return Response(status=204, headers=CORS_PREFLIGHT)
+            return Response(status=204, headers=CORS_PREFLIGHT if authorizer.writes_enabled
+                            else CORS_PREFLIGHT_READ_ONLY)
         if request.path.startswith("/fhir"):  # first, so that later errors use the format
             g.fmt = negotiate(request.args.get("_format"), request.accept_mimetypes,
                               request.headers.get("Accept"))
@@ -300,9 +306,17 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         known_type(rtype)
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} on {rtype} is not supported: this server is read-only")
+        return _search(rtype, bag_from_query(list(request.args.items(multi=True))))
+
+    @app.route("/fhir/<rtype>/_search", methods=["GET", "POST"])
+    def type_search_post(rtype: str) -> Response:
+        """R4 search by POST (http.html#search): the parameters of a form body and the query."""
+        known_type(rtype)
+        return _search(rtype, search_bag(request, _read_body))
+
+    def _search(rtype: str, bag: ParamBag) -> Response:
         # R4 search.html#errors: Prefer: handling=strict makes unknown parameters a 400.
         strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "").lower()
-        bag = bag_from_query(list(request.args.items(multi=True)))
         return fhir_response(search(current(), rtype, bag, base_url(), strict))
 
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "POST", "PATCH"])
@@ -416,6 +430,8 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, FhirError):
         resp = fhir_response(exc.outcome(), exc.status)
         resp.headers.update(exc.headers)
+        if exc.status == 405 and request.path.rsplit("/", 1)[-1].startswith("$"):
+            resp.headers["Allow"] = "GET, HEAD, POST, OPTIONS"  # an operation's URL, not a resource's
         return resp
     if isinstance(exc, HTTPException):
         status = exc.code or 500
@@ -426,6 +442,9 @@ def error_response(exc: Exception) -> Response:
             text = f"No route for {request.method} {request.path}"
         elif status == 405:
             text = f"{request.method} is not allowed on {request.path}"
+            resp = fhir_response(operation_outcome([Issue("error", "not-supported", text)]), 405)
+            resp.headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})
+            return resp
         else:
             text = exc.description or exc.name
         issue = Issue("error", HTTP_ISSUE_CODES.get(status, "invalid" if status < 500 else "exception"), text)

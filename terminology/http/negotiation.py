@@ -54,14 +54,29 @@ def negotiate(format_param: str | None, accept: MIMEAccept, accept_raw: str | No
     if not accept_raw or not accept_raw.strip():
         return JSON
     # Media-type parameters (fhirVersion=4.0, charset) do not change the format; werkzeug
-    # would match them exactly, so weigh the bare types.
-    bare = MIMEAccept([(value.split(";")[0].strip(), q) for value, q in accept])
-    best = bare.best_match(OFFERED)
+    # would match them exactly, so weigh the bare types. A type naming another FHIR version
+    # (fhirVersion=5.0, 3.0) is one this server cannot write (R4 http.html#version-parameter).
+    kept = [(value.split(";")[0].strip(), q) for value, q in accept if serves_version(value)]
+    best = MIMEAccept(kept).best_match(OFFERED)
+    if best is None and len(kept) < len(accept):
+        raise NotAcceptable(
+            "This server speaks FHIR R4 (fhirVersion=4.0) only; the request accepts only "
+            f"'{accept_raw}'")
     if best is None:
         raise NotAcceptable(
             "This server writes application/fhir+json and application/fhir+xml; the request "
             f"accepts only '{accept_raw}'")
     return XML if best in XML_TYPES else JSON
+
+
+def serves_version(media_type: str) -> bool:
+    """Whether a media type's `fhirVersion` parameter (if any) names FHIR R4 (4.0 or 4.0.x)."""
+    for param in media_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "fhirversion":
+            version = value.strip().strip('"')
+            return version == "4.0" or version.startswith("4.0.")
+    return True
 
 
 def body_format(mimetype: str | None) -> str | None:

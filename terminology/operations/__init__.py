@@ -13,6 +13,7 @@ from terminology.operations.compare import handle_compare
 from terminology.operations.context import Handler, OperationContext
 from terminology.operations.expand import handle_expand
 from terminology.operations.lookup import handle_lookup
+from terminology.operations.signatures import checked
 from terminology.operations.subsumes import handle_subsumes
 from terminology.operations.translate import handle_translate
 from terminology.operations.validate import handle_cs_validate, handle_vs_validate
@@ -28,5 +29,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("ConceptMap", "translate"): handle_translate,
     ("ValueSet", "compare"): handle_compare,
 }
+# Each handler checks its parameters' syntax first and names unknown ones (signatures.py).
+HANDLERS = {key: checked(*key, handler) for key, handler in HANDLERS.items()}
 
 __all__ = ["HANDLERS", "Handler", "OperationContext"]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from terminology.cpt import CPT_URL
-from terminology.errors import BadRequest, TooCostly
+from terminology.errors import BadRequest, NotFound, TooCostly
 from terminology.operations.context import OperationContext
 from terminology.params import ExpandRequest, expand_request
 from terminology.providers.base import Concept, Designation
@@ -89,7 +89,11 @@ def target_value_set(registry: Registry, request: ExpandRequest,
         return request.value_set
     if request.url:
         options = ComposeOptions(default_valueset_versions=request.default_valueset_versions)
-        return resolve_value_set(registry, request.url, request.value_set_version, options)
+        try:
+            return resolve_value_set(registry, request.url, request.value_set_version, options)
+        except NotFound as e:
+            e.issues[0].expression = ["url"]  # the parameter that named it
+            raise
     raise BadRequest("$expand needs a value set: 'url', 'valueSet' or an instance id", expression="url")
 
 

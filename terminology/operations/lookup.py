@@ -106,11 +106,13 @@ def _properties(provider: CodeSystemProvider, concept: Concept, requested: list[
             out.append(_property("child", "valueCode", child, c.display if c else None))
     if _wanted(requested, "inactive"):
         out.append(_property("inactive", "valueBoolean", concept.inactive))
+    # what the provider adds to every answer (CPT: the AMA copyright) is given whatever
+    # `property` asks for
     extra: list[Prop] = list(getattr(provider, "extra_properties", lambda c: [])(concept))
     for prop in [*concept.properties, *extra]:
         if prop.code in ("parent", "child") and provider.hierarchical:
             continue  # already given from the hierarchy
-        if _wanted(requested, prop.code):
+        if _wanted(requested, prop.code) or any(prop is x for x in extra):
             key, value = prop.to_part_value()
             out.append(_property(prop.code, key, value))
     return out

@@ -160,7 +160,8 @@ def terminology_capabilities(registry: Registry, base_url: str,
         },
         "codeSearch": "all",
         "validateCode": {"translations": False},
-        "translation": {"needsMap": True},
+        # $translate finds the loaded ConceptMaps from system and targetsystem by itself
+        "translation": {"needsMap": False},
     }
 
 

@@ -8,6 +8,8 @@ import requests
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
+from terminology.cpt.provider import LOOKUP_COPYRIGHT
+
 from ..conftest import CPT_URL, assert_fhir_valid, param_value, properties
 
 FHIR_JSON = "application/fhir+json"
@@ -31,7 +33,9 @@ def test_lookup_72126_returns_display_version_and_imaging_facets(live_server: st
 def test_lookup_property_parameter_selects_properties(live_server: str) -> None:
     resp = requests.get(f"{live_server}/CodeSystem/$lookup", timeout=10,
                         params=[("system", CPT_URL), ("code", "72127"), ("property", "contrast")])
-    assert properties(resp.json()) == {"contrast": ["without-then-with"]}
+    # the AMA copyright comes with every CPT answer, whatever `property` asks for
+    assert properties(resp.json()) == {"contrast": ["without-then-with"],
+                                       "copyright": [LOOKUP_COPYRIGHT]}
 
 
 def test_lookup_post_parameters(live_server: str) -> None:

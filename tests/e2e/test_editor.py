@@ -215,6 +215,19 @@ def test_saving_without_a_token_shows_the_401_message(page: Page, site: str) -> 
     expect(page).to_have_url(re.compile(r"/editor$"))  # nothing was created
 
 
+def test_save_uses_a_typed_token_without_pressing_use_token(page: Page, site: str) -> None:
+    page.goto(site + "/editor")
+    page.get_by_label("Title", exact=True).fill("Typed token")
+    page.get_by_label("Add by code").fill("72125")
+    page.get_by_role("button", name="Add codes").click()
+    page.get_by_label("Write token").fill(TOKEN)  # typed, "Use token" not pressed
+    save(page)
+    expect(page.locator("#save-status")).to_contain_text("Saved as version 1")
+    assert stored(site, saved_id(page)).json()["title"] == "Typed token"
+    expect(page.locator("#token-set")).to_be_visible()  # and kept for the next save
+    assert page.evaluate("sessionStorage.getItem('tx-write-token')") == TOKEN
+
+
 def test_a_wrong_token_is_refused_and_forgotten(page: Page, site: str) -> None:
     page.goto(site + "/editor")
     page.get_by_label("Title", exact=True).fill("Wrong token")
@@ -358,8 +371,19 @@ def test_the_whole_flow_works_by_keyboard_only(page: Page, site: str) -> None:
     saved_id(page)
 
 
-def test_the_editor_fits_a_phone_width_screen(browser: Browser, site: str) -> None:
-    page = new_page(browser, 390, 844)
+# Every element of the page's content whose box reaches past the header's (which spans the
+# viewport): [tag, id, class, left, right]
+WIDER_THAN_HEADER = """() => {
+  const header = document.querySelector('header.site').getBoundingClientRect();
+  return Array.from(document.querySelectorAll('main *')).map(e => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.width > 0 && (r.right > header.right + 0.5 || r.left < header.left - 0.5))
+    .map(([e, r]) => [e.tagName, e.id, String(e.className), Math.round(r.left), Math.round(r.right)]);
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_the_editor_fits_a_phone_width_screen(browser: Browser, site: str, width: int) -> None:
+    page = new_page(browser, width, 844)
     page.goto(site + "/editor")
     page.get_by_label("Title", exact=True).fill("Phone CT spine")
     page.get_by_label("Search codes").press_sequentially("lumbar", delay=30)
@@ -367,9 +391,10 @@ def test_the_editor_fits_a_phone_width_screen(browser: Browser, site: str) -> No
     spine_ct_rule(page)
     expect(page.locator("#preview-count")).to_contain_text("9 codes")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate(WIDER_THAN_HEADER) == []  # the canonical URL base in the help wraps
     box = page.locator("#preview-panel").bounding_box()
-    assert box is not None and box["width"] <= 390
-    shot(page, "editor-phone")
+    assert box is not None and box["width"] <= width
+    shot(page, f"editor-phone-{width}")
     page.context.close()
 
 

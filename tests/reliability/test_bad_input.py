@@ -48,7 +48,8 @@ def self_importing() -> dict[str, Any]:
 CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | None]] = [
     # -- the body --------------------------------------------------------------------------
     ("broken-json", "POST", LOOKUP, raw(b'{"resourceType": "Parameters",'), 400, "not valid JSON", None),
-    ("empty-body", "POST", LOOKUP, raw(b""), 400, "body is empty", None),
+    # an empty body is an empty Parameters: $lookup then misses its code
+    ("empty-body", "POST", LOOKUP, raw(b""), 400, "'code' (or 'coding') is required", "code"),
     ("json-array", "POST", LOOKUP, raw(b"[]"), 400, "Parameters resource", None),
     ("json-string", "POST", LOOKUP, raw(b'"Parameters"'), 400, "Parameters resource", None),
     ("not-parameters", "POST", LOOKUP, raw(b'{"resourceType": "Patient"}'), 400, "not 'Patient'",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import requests
+
+from terminology.content import load_registry
+from terminology.http.app import create_app
+from terminology.settings import BUNDLED_CONTENT, Settings
 
 from ..conftest import CPT_URL
 from .conftest import FHIR_JSON, parameters
@@ -39,14 +44,23 @@ def test_post_and_error_answers_carry_cors_headers(client: Any) -> None:
     assert_simple_cors(bad.headers)
 
 
-def test_preflight_allows_the_write_methods_and_the_fhir_headers(client: Any) -> None:
+def test_preflight_allows_the_write_methods_only_when_writes_are_on(tmp_path: Path) -> None:
+    settings = Settings(write_tokens="a-token", data_dir=tmp_path)
+    writes = create_app(settings, load_registry([BUNDLED_CONTENT])).test_client()
+    resp = writes.options("/fhir/ValueSet/spine-ct", headers={**ORIGIN, "Access-Control-Request-Method": "PUT"})
+    assert resp.status_code == 204
+    methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
+    assert methods == {"GET", "POST", "PUT", "DELETE", "OPTIONS"}
+
+
+def test_preflight_of_a_read_only_server_allows_reads_operations_and_the_fhir_headers(client: Any) -> None:
     resp = client.options("/fhir/ValueSet/$expand", headers={
         **ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type, authorization"})
     assert resp.status_code == 204 and resp.get_data() == b""
     assert_simple_cors(resp.headers)
     methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
-    assert methods == {"GET", "POST", "PUT", "DELETE", "OPTIONS"}
+    assert methods == {"GET", "POST", "OPTIONS"}  # no PUT or DELETE while writes are off
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
     assert allowed == {"content-type", "accept", "accept-language", "x-request-id", "authorization",
                        "if-match", "if-none-exist", "prefer"}

@@ -11,7 +11,12 @@ import pytest
 
 from terminology.content import make_provider
 from terminology.cpt import rules as cpt_rules
-from terminology.cpt.provider import LOOKUP_COPYRIGHT, CptProvider, database_resource
+from terminology.cpt.provider import (
+    LOOKUP_COPYRIGHT,
+    CptProvider,
+    database_resource,
+    descriptor_use,
+)
 from terminology.cpt.release import CPT_URL, CptConcept, CptRelease
 from terminology.errors import BadRequest
 from terminology.operations.lookup import lookup
@@ -86,7 +91,7 @@ def test_concepts_carry_display_designations_and_typed_properties(cpt: CptProvid
     c = cpt.locate("25")
     assert c is not None and c.display == "Descriptor of 25"
     assert [(d.language, d.use, d.value) for d in c.designations] == [
-        ("en", {"system": CPT_URL, "code": "short"}, "SHORT 25")]
+        ("en", descriptor_use("short"), "SHORT 25")]
     assert Prop("modifier", "Boolean", True) in c.properties
     assert c.property_values("kind") == ["general", "cat-1"]
     tele = cpt.locate("99202")

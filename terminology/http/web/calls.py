@@ -63,6 +63,11 @@ def settings() -> Settings:
     return current_app.extensions["tx_settings"]
 
 
+def writes_enabled() -> bool:
+    """Whether this server accepts writes (write tokens or JWTs are configured)."""
+    return bool(current_app.extensions.get("tx_writes", False))
+
+
 def has_operation(rtype: str, op: str) -> bool:
     """Whether the server routes /fhir/{rtype}/${op} (operations land one by one)."""
     return (rtype, op) in HANDLERS

@@ -20,7 +20,7 @@ from terminology.http.web import concept as concepts
 from terminology.http.web import editor as editing
 from terminology.http.web import search as searching
 from terminology.http.web import valueset as valuesets
-from terminology.http.web.calls import FhirCall, registry, run, settings
+from terminology.http.web.calls import FhirCall, registry, run, settings, writes_enabled
 from terminology.operations.lookup import resolve_code_system
 
 log = logging.getLogger("terminology.http.web")
@@ -191,7 +191,8 @@ def _editor(draft: dict[str, Any], rid: str | None, version_id: str | None = Non
     systems = editing.editor_systems(registry())
     config = {"id": rid, "versionId": version_id, "draft": draft,
               "systems": editing.systems_json(systems),
-              "urlBase": editing.url_base(settings().editor_url_base, request.host_url)}
+              "urlBase": editing.url_base(settings().editor_url_base, request.host_url),
+              "writes": writes_enabled()}
     return _page("editor.html", [], [s.url for s in systems], config=config, draft=draft,
                  rid=rid, version_id=version_id, copied_from=copied_from)
 

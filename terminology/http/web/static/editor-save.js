@@ -49,6 +49,13 @@
   }
 
   function save() {
+    // A token typed but not yet set with "Use token" is the one this save uses (and keeps).
+    var typed = $("token").value.trim();
+    if (typed && !token()) {
+      sessionStorage.setItem(TOKEN_KEY, typed);
+      $("token").value = "";
+      showToken();
+    }
     E.clearAllErrors();
     var body = E.cleanDraft();
     var headers = { "Prefer": "return=representation" };
@@ -187,7 +194,7 @@
   }
 
   E.hooks.push(function () {
-    if (!E.readOnly) {
+    if (!E.readOnly && E.cfg.writes) { // a read-only server's page has no token box or Save
       $("use-token").addEventListener("click", useToken);
       $("token").addEventListener("keydown", function (ev) { if (ev.key === "Enter") { ev.preventDefault(); useToken(); } });
       $("forget-token").addEventListener("click", forgetToken);
