@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from terminology.operations.batch import handle_batch_validate
 from terminology.operations.context import Handler, OperationContext
+from terminology.operations.diff import handle_cs_diff
 from terminology.operations.expand import handle_expand
 from terminology.operations.lookup import handle_lookup
 from terminology.operations.subsumes import handle_subsumes
 from terminology.operations.translate import handle_translate
 from terminology.operations.validate import handle_cs_validate, handle_vs_validate
+from terminology.operations.vs_diff import handle_vs_diff
 
 # (resource type, operation name) -> handler. Operation modules add their entries here.
 HANDLERS: dict[tuple[str, str], Handler] = {
@@ -25,6 +27,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("CodeSystem", "subsumes"): handle_subsumes,
     ("ValueSet", "batch-validate-code"): handle_batch_validate,
     ("ConceptMap", "translate"): handle_translate,
+    ("CodeSystem", "diff"): handle_cs_diff,  # this server's own operation
+    ("ValueSet", "diff"): handle_vs_diff,  # this server's own operation
 }
 
 __all__ = ["HANDLERS", "Handler", "OperationContext"]
