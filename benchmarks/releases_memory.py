@@ -1,6 +1,6 @@
 """Memory and start time of many CPT releases side by side.
 
-    python -m terminology.cpt.synthetic /tmp/cpt-history --releases 2017..2026 --databases
+    python -m terminology.cpt.synthetic_history /tmp/cpt-history --releases 2017..2026 --databases
     python benchmarks/releases_memory.py --history /tmp/cpt-history [--json FILE]
 
 Starts `terminology serve` (default server and workers) three times, one after the other:

@@ -337,31 +337,16 @@ def modifier_count() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m terminology.cpt.synthetic DEST [--codes N] [--seed S]
-    [--releases FIRST..LAST [--databases]]`."""
+    """`python -m terminology.cpt.synthetic DEST [--codes N] [--seed S]` (successive
+    releases: `python -m terminology.cpt.synthetic_history`)."""
     parser = argparse.ArgumentParser(description="Write a synthetic AMA-format CPT release.")
     parser.add_argument("dest", type=Path, help="folder to write the release files into")
     parser.add_argument("--codes", type=int, default=11000, help="number of codes (11000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument("--releases", default=None,
-                        help="successive releases FIRST..LAST (e.g. 2017..2026), one folder "
-                             "each, with their changes listed in DEST/changes.json")
-    parser.add_argument("--databases", action="store_true",
-                        help="with --releases: also import each into DEST/cpt-<version>.db")
     args = parser.parse_args(argv)
-    if args.releases is None:
-        write_synthetic_release(args.dest, args.codes, args.seed)
-        print(f"wrote a synthetic CPT release of {args.codes} codes and {modifier_count()} "
-              f"modifiers to {args.dest}")
-        return 0
-    from terminology.cpt.synthetic_history import parse_range, write_release_history
-    try:
-        versions = parse_range(args.releases)
-    except ValueError as e:
-        parser.error(str(e))
-    write_release_history(args.dest, versions, args.codes, args.seed, args.databases)
-    print(f"wrote {len(versions)} synthetic CPT releases ({versions[0]}..{versions[-1]}) "
-          f"and changes.json to {args.dest}")
+    write_synthetic_release(args.dest, args.codes, args.seed)
+    print(f"wrote a synthetic CPT release of {args.codes} codes and {modifier_count()} "
+          f"modifiers to {args.dest}")
     return 0
 
 

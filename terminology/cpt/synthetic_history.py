@@ -15,11 +15,13 @@ derived from descriptors stay put. Every change is listed in `changes.json`:
 
 where a display is the long descriptor (the CodeSystem display the importer gives a code).
 
-    python -m terminology.cpt.synthetic DEST --releases 2017..2026 [--databases]
+    python -m terminology.cpt.synthetic_history DEST --releases 2017..2026 [--databases]
+                                                [--codes N] [--seed S]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from dataclasses import dataclass, field, replace
@@ -110,6 +112,7 @@ def next_release(codes: dict[str, SyntheticCode], used: set[str], previous: str,
             used.add(code)
             codes[code] = _new_code(code, version, synthetic.code_rng(seed, f"{version}:{code}"))
             changes.added.append(codes[code])
+    changes.added.sort(key=lambda c: c.code)
     changes.deleted.sort(key=lambda c: c.code)
     changes.revised.sort(key=lambda p: p[1].code)
     return changes
@@ -141,3 +144,27 @@ def read_changes(dest: Path) -> dict[str, Any]:
     """The changes.json a history run wrote into dest."""
     loaded: dict[str, Any] = json.loads((Path(dest) / CHANGES_FILE).read_text())
     return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m terminology.cpt.synthetic_history DEST --releases FIRST..LAST [--databases]`."""
+    parser = argparse.ArgumentParser(description="Write successive synthetic CPT releases.")
+    parser.add_argument("dest", type=Path, help="folder: one sub-folder per release")
+    parser.add_argument("--releases", required=True, help="FIRST..LAST, e.g. 2017..2026")
+    parser.add_argument("--codes", type=int, default=11000, help="codes in the first (11000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--databases", action="store_true",
+                        help="also import each release into DEST/cpt-<version>.db")
+    args = parser.parse_args(argv)
+    try:
+        versions = parse_range(args.releases)
+    except ValueError as e:
+        parser.error(str(e))
+    write_release_history(args.dest, versions, args.codes, args.seed, args.databases)
+    print(f"wrote {len(versions)} synthetic CPT releases ({versions[0]}..{versions[-1]}) "
+          f"and {CHANGES_FILE} to {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

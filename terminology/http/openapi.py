@@ -35,6 +35,9 @@ OPERATION_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "subsumes": {"codeA": STRING, "codeB": STRING, "system": STRING, "version": STRING},
     "translate": {"url": STRING, "code": STRING, "system": STRING, "version": STRING,
                   "coding": STRING, "targetsystem": STRING, "reverse": BOOLEAN},
+    # this server's CodeSystem/$diff and ValueSet/$diff (terminology.operations.diff, vs_diff)
+    "diff": {"system": STRING, "from": STRING, "to": STRING, "url": STRING,
+             "valueSetVersion": STRING, "filter": STRING, "count": COUNT, "offset": COUNT},
 }
 SEARCH_PARAMS: dict[str, dict[str, Any]] = {
     "url": STRING, "version": STRING, "name": STRING, "title": STRING, "status": STRING,

@@ -12,8 +12,10 @@ order added, deleted, revised, each by code:
 * `revised` parts `code`, `display` (the new one), `previous` (the old one).
 
 `count`/`offset` page the changes as they page an expansion. Displays are licensed text for
-CPT: as for $expand, no answer shows changes past `max_cpt_expansion` (paged or not), and no
-unpaged answer lists more than `max_expansion_size`.
+CPT: no one answer lists more than `max_cpt_expansion` changes of CPT (too-costly, as for
+$expand; a client pages with a smaller count), and no unpaged answer lists more than
+`max_expansion_size`. Unlike $expand's window, paging may go past the cap: a year's changes
+are about 1 % of the codes, and a client that follows them must be able to read them all.
 """
 
 from __future__ import annotations
@@ -125,11 +127,12 @@ def page_parameters(diff: ReleaseDiff, head: list[dict[str, Any]], bag: ParamBag
     paged = count is not None or bag.has("offset")
     total = diff.total()
     end = min(total, offset + (total if count is None else count)) if paged else total
-    if licensed and end > settings.max_cpt_expansion:
+    shown = max(0, end - offset)
+    if licensed and shown > settings.max_cpt_expansion:
         raise TooCostly(
-            f"The {what} lists CPT descriptors, which this server hands out only up to item "
-            f"{settings.max_cpt_expansion} (setting max_cpt_expansion); this request asks for "
-            f"items up to {end}: page it with count and offset")
+            f"The {what} would list {shown} CPT descriptors in one answer; this server hands "
+            f"out at most {settings.max_cpt_expansion} (setting max_cpt_expansion): page it "
+            "with count and offset")
     if not paged and total > settings.max_expansion_size:
         raise TooCostly(f"The {what} has {total} changes, more than this server lists in one "
                         f"answer ({settings.max_expansion_size}): page it with count and offset")

@@ -10,6 +10,8 @@ from terminology.registry import Registry
 SOFTWARE = "CPT imaging terminology server"
 RELEASE_DATE = "2026-11-26"
 OPERATION_BASE = "http://hl7.org/fhir/OperationDefinition/"
+# This server's own operations (no HL7 definition): release comparison.
+OWN_OPERATION_BASE = "https://terminology.cpt-imaging.org/fhir/OperationDefinition/"
 FEATURE_EXT = "http://hl7.org/fhir/uv/application-feature/StructureDefinition/feature"
 
 # (resource type, operation name, definition) for every operation the server answers.
@@ -21,6 +23,8 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("ValueSet", "validate-code", OPERATION_BASE + "ValueSet-validate-code"),
     ("ValueSet", "batch-validate-code", OPERATION_BASE + "ValueSet-batch-validate-code"),
     ("ConceptMap", "translate", OPERATION_BASE + "ConceptMap-translate"),
+    ("CodeSystem", "diff", OWN_OPERATION_BASE + "CodeSystem-diff"),
+    ("ValueSet", "diff", OWN_OPERATION_BASE + "ValueSet-diff"),
 ]
 EXPANSION_PARAMETERS = [
     "activeOnly", "check-system-version", "count", "default-valueset-version", "designation",
