@@ -23,6 +23,7 @@ import orjson
 from terminology.cpt import CPT_URL
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
+from terminology.cpt.shared import ConceptPool
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
 from terminology.errors import BadRequest
 from terminology.packages import PackageError, package_resources
@@ -412,10 +413,14 @@ def load_content(settings: Settings) -> Registry:
                            f"{settings.cpt_rules!r} is not one of {', '.join(RULE_SETS)}")
     registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
                            settings.cpt_rules)
+    pool = ConceptPool()  # releases share their unchanged concepts (terminology.cpt.shared)
     for path in cpt_database_files(settings.cpt_databases):
-        cpt = CptProvider.from_database(path, settings.cpt_rules)
-        cpt.prepare_indexes()  # before workers fork: they share the indexes
-        registry.add_code_system(cpt)
+        registry.add_code_system(CptProvider.from_database(path, settings.cpt_rules, pool))
+    newest = registry.code_system(CPT_URL)
+    if isinstance(newest, CptProvider):
+        # before workers fork, so that they share it; an older release builds its word
+        # index when a text search first asks it (most requests use the newest)
+        newest.prepare_indexes()
     _add_derived_maps(registry)
     for provider in registry.providers():
         if isinstance(provider, CptProvider):
@@ -424,10 +429,11 @@ def load_content(settings: Settings) -> Registry:
 
 
 def _add_derived_maps(registry: Registry) -> None:
-    """Register the ConceptMaps derived from each CPT release served (contrast alternatives,
-    DICOM modality): ordinary ConceptMaps for read, search and $translate. A database of the
-    bundled fragment's version replaces the fragment, so only the release served is used."""
-    for provider in registry.providers():
-        if isinstance(provider, CptProvider):
-            for concept_map in provider.derived_concept_maps():
-                registry.add_concept_map(concept_map)
+    """Register the ConceptMaps derived from the newest CPT release served (contrast
+    alternatives, DICOM modality): ordinary ConceptMaps for read, search and $translate.
+    Older releases loaded beside it (code history, $diff) add none: their maps would be
+    near copies, and memory is what many releases must not cost."""
+    newest = registry.code_system(CPT_URL)
+    if isinstance(newest, CptProvider):
+        for concept_map in newest.derived_concept_maps():
+            registry.add_concept_map(concept_map)
