@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from terminology.cpt.synthetic_history import read_changes, write_release_history
+from terminology.cpt.synthetic_history import read_changes
 from tests.conftest import running_server
 
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -19,11 +19,9 @@ CAP = 10  # max_cpt_expansion of the server under test: below the changes of one
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def history(cpt_history: Path) -> Path:
     """Releases 2025 and 2026 of 1,500 codes, imported, with their changes.json."""
-    base = tmp_path_factory.mktemp("cpt-history")
-    write_release_history(base, ["2025", "2026"], n_codes=1500, databases=True)
-    return base
+    return cpt_history
 
 
 @pytest.fixture(scope="module")
