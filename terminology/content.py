@@ -23,8 +23,8 @@ import orjson
 from terminology.cpt import CPT_URL
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
-from terminology.cpt.shared import ConceptPool
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
+from terminology.cpt.shared import ConceptPool
 from terminology.errors import BadRequest
 from terminology.packages import PackageError, package_resources
 from terminology.providers.base import CodeSystemProvider

@@ -25,6 +25,7 @@ from typing import Any
 from terminology.cpt.release import CptConcept, CptDataError, CptRelease, empty_release
 from terminology.providers.base import Concept
 
+
 class ConceptPool:
     """The concepts of the releases loaded so far, by code (the newest read of each)."""
 
@@ -113,6 +114,8 @@ def _fill(conn: sqlite3.Connection, concepts: dict[str, CptConcept], whole: bool
     """Displays, designations and properties of `concepts`, in sequence order: scanning the
     tables (`whole`, for a first release) or code by code. Names and property values are
     interned: the same few strings recur in every concept."""
+    designations: Iterable[tuple[str, str, str]]
+    properties: Iterable[tuple[str, str, str]]
     if whole:
         designations = conn.execute(
             "SELECT code, type, value FROM Designations ORDER BY code, sequence")

@@ -120,7 +120,7 @@ def test_code_system_diff_lists_exactly_the_generators_changes(
 
 def test_code_system_diff_by_post_pages_with_count_and_offset(
         server: str, changes: dict[str, Any]) -> None:
-    body = {"resourceType": "Parameters", "parameter": [
+    body: dict[str, Any] = {"resourceType": "Parameters", "parameter": [
         {"name": "system", "valueUri": CPT}, {"name": "from", "valueString": "2025"},
         {"name": "to", "valueString": "2026"}, {"name": "count", "valueInteger": 3},
         {"name": "offset", "valueInteger": 2}]}
@@ -157,7 +157,7 @@ def test_value_set_diff_reports_a_listed_deleted_code_and_codes_the_rule_picks_u
                      {"system": CPT, "filter": [{"property": "code", "op": "in",
                                                  "value": "70010-79999"}]},
                      {"system": CPT, "concept": [{"code": gone["code"]}]}]}}
-    body = {"resourceType": "Parameters", "parameter": [
+    body: dict[str, Any] = {"resourceType": "Parameters", "parameter": [
         {"name": "valueSet", "resource": order_set}, {"name": "from", "valueString": "2025"},
         {"name": "to", "valueString": "2026"}]}
     answer = requests.post(f"{server}/ValueSet/$diff", json=body, timeout=30).json()

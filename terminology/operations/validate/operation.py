@@ -19,10 +19,10 @@ from terminology.errors import BadRequest, Issue
 from terminology.operations.context import OperationContext
 from terminology.operations.validate.checker import (
     Checker,
+    add_unknown_code,
     checker_settings,
     fragment_may_hold,
     resolve_target_value_set,
-    add_unknown_code,
 )
 from terminology.operations.validate.displays import DisplayList
 from terminology.operations.validate.messages import message, version_list
