@@ -24,6 +24,7 @@ from terminology.cpt import CPT_URL, served_releases
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
+from terminology.cpt.shared import ConceptPool
 from terminology.errors import BadRequest
 from terminology.packages import PackageError, package_resources
 from terminology.providers.base import CodeSystemProvider
@@ -422,13 +423,18 @@ def load_content(settings: Settings) -> Registry:
     databases = cpt_database_files(settings.cpt_databases)
     registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
                            settings.cpt_rules, without_cpt=bool(databases))
-    releases = [CptProvider.from_database(path, settings.cpt_rules) for path in databases]
+    pool = ConceptPool()  # releases share their unchanged concepts (terminology.cpt.shared)
+    releases = [CptProvider.from_database(path, settings.cpt_rules, pool) for path in databases]
     if releases:
         # CodeSystem/cpt (the fragment's id) reads the newest release; older ones keep cpt-<version>
         max(releases, key=lambda p: version_key(p.version)).resource["id"] = "cpt"
     for cpt in releases:
-        cpt.prepare_indexes()  # before workers fork: they share the indexes
         registry.add_code_system(cpt)
+    newest = registry.code_system(CPT_URL)
+    if isinstance(newest, CptProvider):
+        # before workers fork, so that they share it; an older release builds its word
+        # index when a text search first asks it (most requests use the newest)
+        newest.prepare_indexes()
     _add_derived_maps(registry)
     for provider in registry.providers():
         if isinstance(provider, CptProvider):
@@ -438,9 +444,11 @@ def load_content(settings: Settings) -> Registry:
 
 
 def _add_derived_maps(registry: Registry) -> None:
-    """Register the ConceptMaps derived from each CPT release served (contrast alternatives,
-    DICOM modality): ordinary ConceptMaps for read, search and $translate."""
-    for provider in registry.providers():
-        if isinstance(provider, CptProvider):
-            for concept_map in provider.derived_concept_maps():
-                registry.add_concept_map(concept_map)
+    """Register the ConceptMaps derived from the newest CPT release served (contrast
+    alternatives, DICOM modality): ordinary ConceptMaps for read, search and $translate.
+    Older releases loaded beside it (code history, $diff) add none: their maps would be
+    near copies, and memory is what many releases must not cost."""
+    newest = registry.code_system(CPT_URL)
+    if isinstance(newest, CptProvider):
+        for concept_map in newest.derived_concept_maps():
+            registry.add_concept_map(concept_map)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import os
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from terminology.cpt.release import (
     read_cpt_db,
     release_from_codesystem,
 )
+from terminology.cpt.shared import ConceptPool
 from terminology.errors import BadRequest
 from terminology.providers.base import Concept, Designation, Prop
 from terminology.providers.filters import unsupported_filter
@@ -170,11 +171,12 @@ class CptProvider:
     case_sensitive = True
     hierarchical = False
     unclosed = True
+    release_history = True  # unknown codes name the other releases that have them (operations.history)
     unclosed_reason = UNCLOSED_REASON
     lookup_copyright = LOOKUP_COPYRIGHT  # the setting cpt_copyright, set at load
 
     def __init__(self, release: CptRelease, resource: dict[str, Any],
-                 rule_set: str = cpt_rules.CPT_RULES) -> None:
+                 rule_set: str = cpt_rules.CPT_RULES, pool: ConceptPool | None = None) -> None:
         self.url: str = CPT_URL
         self.rule_set = cpt_rules.check_rule_set(rule_set)
         self.version: str | None = release.version
@@ -183,17 +185,24 @@ class CptProvider:
         self.content: str = resource.get("content", "complete")
         self.language: str | None = resource.get("language") or "en"
         self.resource = {k: v for k, v in resource.items() if k != "concept"}
-        self._release = release
-        shared: dict[Any, Any] = {}
-        self._concepts: dict[str, Concept] = {c.code: _to_concept(c, shared)
-                                              for c in release.concepts.values()}
-        self._ordered: list[Concept] = list(self._concepts.values())
-        self._order = {code: i for i, code in enumerate(self._concepts)}
+        # with a pool (several releases loaded), unchanged concepts are those of the releases
+        # loaded before: one Concept object for all of them (terminology.cpt.shared). A
+        # release holds one dict of its own (code -> position) and two lists, so that ten
+        # releases cost little more than one.
+        shared: dict[Any, Any] = pool.shared if pool is not None else {}
+        self._cpt: list[CptConcept] = list(release.concepts.values())
+        self._ordered: list[Concept] = (
+            [pool.concept(c, lambda c=c: _to_concept(c, shared)) for c in self._cpt]  # type: ignore[misc]
+            if pool is not None else [_to_concept(c, shared) for c in self._cpt])
         self._size = len(self._ordered)
+        numbers: list[int] = shared.setdefault("positions", [])  # one int object per position
+        numbers.extend(range(len(numbers), self._size))
+        self._order = {c.code: numbers[i] for i, c in enumerate(self._cpt)}
+        self._by_code = _ByCode(self._order, self._cpt)  # code -> CptConcept, for the rules
         # property -> value -> bitmap of the codes with that value (flags: 'true' and 'false')
         self._index = _property_bitmaps(release, self._order, self._size)
         # five-character codes sorted, and their positions, for 'code in' ranges
-        self._ranged = sorted(k for k in self._concepts if len(k) == 5)
+        self._ranged = sorted(k for k in self._order if len(k) == 5)
         self._ranged_pos = array("i", (self._order[k] for k in self._ranged))
         self._prop_defs: list[dict[str, Any]] = list(resource.get("property", []))
         self._filters: dict[tuple[str, str, str], CptFilter] = {}  # compiled, bounded
@@ -208,32 +217,35 @@ class CptProvider:
         return cls(release_from_codesystem(resource), resource, rule_set)
 
     @classmethod
-    def from_database(cls, path: str | os.PathLike[str],
-                      rule_set: str = cpt_rules.CPT_RULES) -> CptProvider:
-        """A provider over a tx.fhir.org-format CPT database (the operator's licensed CPT)."""
-        release = read_cpt_db(path)
-        return cls(release, database_resource(release), rule_set)
+    def from_database(cls, path: str | os.PathLike[str], rule_set: str = cpt_rules.CPT_RULES,
+                      pool: ConceptPool | None = None) -> CptProvider:
+        """A provider over a tx.fhir.org-format CPT database (the operator's licensed CPT);
+        with `pool`, sharing unchanged concepts with the releases loaded through it."""
+        release = read_cpt_db(path, pool.read if pool is not None else None)
+        return cls(release, database_resource(release), rule_set, pool)
 
     # -- the provider protocol -------------------------------------------------------------
 
     def locate(self, code: str) -> Concept | None:
         """The concept for a code, the expression concept for a valid expression, else None."""
-        found = self._concepts.get(code)
-        if found is not None or not cpt_rules.is_expression(code):
-            return found
-        checked = cpt_rules.validate(code, self._release.concepts, self.rule_set)
+        pos = self._order.get(code)
+        if pos is not None:
+            return self._ordered[pos]
+        if not cpt_rules.is_expression(code):
+            return None
+        checked = cpt_rules.validate(code, self._by_code, self.rule_set)
         return None if isinstance(checked, str) else self._expression_concept(code, checked)
 
     def explain_unknown(self, code: str) -> str | None:
         """Why `code` is not a CPT code or valid expression, when there is more to say than
         "unknown code": the wrong separator, a form CPT does not have, or the rule an
         expression breaks."""
-        if code in self._concepts:
+        if code in self._order:
             return None
         if not cpt_rules.wrong_separator(code) and (bad := cpt_rules.syntax_error(code)):
             return bad
         if cpt_rules.is_expression(code) or cpt_rules.wrong_separator(code):
-            checked = cpt_rules.validate(code, self._release.concepts, self.rule_set)
+            checked = cpt_rules.validate(code, self._by_code, self.rule_set)
             return checked if isinstance(checked, str) else None
         return None
 
@@ -242,16 +254,16 @@ class CptProvider:
         not have (`hello`, `7212`, `72126:2`), or an expression whose parts all exist but
         break a rule. Unlike a missing code, this makes the code invalid even when the code
         system is only a fragment."""
-        if code in self._concepts:
+        if code in self._order:
             return None
         if cpt_rules.wrong_separator(code):
-            checked = cpt_rules.parse(code, self._release.concepts)
+            checked = cpt_rules.parse(code, self._by_code)
             return checked if isinstance(checked, str) else None
         if (bad := cpt_rules.syntax_error(code)) is not None:
             return bad
         if not cpt_rules.is_expression(code):
             return None
-        parsed = cpt_rules.parse(code, self._release.concepts)
+        parsed = cpt_rules.parse(code, self._by_code)
         if isinstance(parsed, str):
             return None  # a part this release lacks; another fragment may hold it
         return ", ".join(cpt_rules.problems(parsed, self.rule_set)) or None
@@ -266,7 +278,7 @@ class CptProvider:
 
     def total(self) -> int:
         """How many codes and modifiers the release holds."""
-        return len(self._concepts)
+        return self._size
 
     def subsumes(self, ancestor: str, descendant: str) -> bool:
         """CPT defines no subsumption: only a code subsumes itself."""
@@ -318,17 +330,18 @@ class CptProvider:
         tx.fhir.org caps CPT expansions), so a read gives its metadata, content not-present."""
         if self.content != "fragment":
             return {**self.resource, "content": "not-present"}
-        return {**self.resource, "concept": [_concept_json(c) for c in self._concepts.values()]}
+        return {**self.resource, "concept": [_concept_json(c) for c in self._ordered]}
 
     def derived_concept_maps(self) -> list[dict[str, Any]]:
         """The ConceptMaps derived from this release (terminology.cpt.concept_maps), with
         descriptors only for the bundled fragment."""
-        return derived_concept_maps(self._release, displays=self.content == "fragment")
+        release = CptRelease(self.version or "", {c.code: c for c in self._cpt})
+        return derived_concept_maps(release, displays=self.content == "fragment")
 
     # -- internals ---------------------------------------------------------------------------
 
     def _expression_concept(self, code: str, exp: cpt_rules.CptExpression) -> ExpressionConcept:
-        base = self._concepts[exp.base.code]
+        base = self._ordered[self._order[exp.base.code]]
         props = [p for p in base.properties if p.code not in ("modifier", "modified")]
         props.insert(0, Prop("modified", "Boolean", True))
         for m in exp.modifiers:
@@ -381,6 +394,25 @@ class CptProvider:
 
 
 # -- building ---------------------------------------------------------------------------------
+
+
+class _ByCode(Mapping[str, CptConcept]):
+    """A release's CptConcepts by code, read through the provider's code -> position dict
+    (no second dict per release)."""
+
+    __slots__ = ("_order", "_cpt")
+
+    def __init__(self, order: dict[str, int], cpt: list[CptConcept]) -> None:
+        self._order, self._cpt = order, cpt
+
+    def __getitem__(self, code: str) -> CptConcept:
+        return self._cpt[self._order[code]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
 
 
 def database_resource(release: CptRelease) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,10 @@ class CptRelease:
 # --- reading -----------------------------------------------------------------------------
 
 
-def read_cpt_db(path: str | os.PathLike[str]) -> CptRelease:
-    """Load a tx.fhir.org-format CPT database, opened read-only."""
+def read_cpt_db(path: str | os.PathLike[str],
+                reader: Callable[[sqlite3.Connection, Path], CptRelease] | None = None) -> CptRelease:
+    """Load a tx.fhir.org-format CPT database, opened read-only (with `reader`: read by it,
+    e.g. terminology.cpt.shared, which shares unchanged concepts between releases)."""
     p = Path(path)
     if not p.is_file():
         raise CptDataError(f"{p}: no such CPT database file")
@@ -93,7 +95,7 @@ def read_cpt_db(path: str | os.PathLike[str]) -> CptRelease:
     except sqlite3.Error as e:
         raise CptDataError(f"{p}: cannot open as SQLite: {e}") from e
     try:
-        return _read_release(conn, p)
+        return (reader or _read_release)(conn, p)
     except sqlite3.DatabaseError as e:
         raise CptDataError(f"{p}: not a readable CPT database: {e}") from e
     finally:
@@ -102,6 +104,17 @@ def read_cpt_db(path: str | os.PathLike[str]) -> CptRelease:
 
 def _read_release(conn: sqlite3.Connection, path: Path) -> CptRelease:
     """The release held by an open database connection."""
+    release = empty_release(conn, path)
+    for code, modifier in conn.execute("SELECT code, modifier FROM Concepts ORDER BY rowid"):
+        release.concepts[code] = CptConcept(code=code, modifier=bool(modifier), display="")
+    _read_designations(conn, release, path)
+    _read_properties(conn, release, path)
+    return release
+
+
+def empty_release(conn: sqlite3.Connection, path: Path) -> CptRelease:
+    """The release of an open database, its concepts not read yet: checks the tables and
+    reads the version."""
     present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [t for t in TABLES if t not in present]
     if missing:
@@ -109,12 +122,7 @@ def _read_release(conn: sqlite3.Connection, path: Path) -> CptRelease:
     row = conn.execute("SELECT value FROM Information WHERE name = 'version'").fetchone()
     if row is None or not row[0]:
         raise CptDataError(f"{path}: no ('version', ...) row in table Information")
-    release = CptRelease(version=str(row[0]))
-    for code, modifier in conn.execute("SELECT code, modifier FROM Concepts ORDER BY rowid"):
-        release.concepts[code] = CptConcept(code=code, modifier=bool(modifier), display="")
-    _read_designations(conn, release, path)
-    _read_properties(conn, release, path)
-    return release
+    return CptRelease(version=str(row[0]))
 
 
 def _concept(release: CptRelease, code: str, table: str, path: Path) -> CptConcept:

@@ -253,13 +253,21 @@ def _descriptor_files(dest: Path, codes: list[SyntheticCode], seed: int) -> None
            + [f"{c.code} {c.short:<28}" for c in codes])
 
 
-def _consumer_clinician(dest: Path, codes: list[SyntheticCode], rng: random.Random) -> None:
+def code_rng(seed: int, code: str) -> random.Random:
+    """A random source for one code alone: what a code gets does not depend on which other
+    codes a release holds, so successive releases (terminology.cpt.synthetic_history) give
+    an unchanged code the same designations and properties."""
+    return random.Random(f"{seed}:{code}")
+
+
+def _consumer_clinician(dest: Path, codes: list[SyntheticCode], seed: int) -> None:
     """The consumer and clinician descriptor files (tab-separated, header row, BOM)."""
     consumer = ["concept_id\tcpt_code\tconsumer_descriptor"]
     clinician = ["concept_id\tcpt_code\tclinician_descriptor_id\tclinician_descriptor"]
     next_id = 1
     for i, c in enumerate(codes):
         concept_id = 1_000_000 + i
+        rng = code_rng(seed, c.code)
         if rng.random() < 0.9:
             consumer.append(f"{concept_id}\t{c.code}\tSynthetic consumer-friendly description "
                             f"of code {c.code} (not AMA content)")
@@ -273,8 +281,7 @@ def _consumer_clinician(dest: Path, codes: list[SyntheticCode], rng: random.Rand
 
 def telemedicine_codes(codes: list[SyntheticCode], seed: int = 0) -> list[str]:
     """The codes the synthetic Appendix P lists: the anchors and about 3% of the others."""
-    rng = random.Random(seed + 1)
-    chosen = {c.code for c in codes if c.code.isdigit() and rng.random() < 0.03}
+    chosen = {c.code for c in codes if c.code.isdigit() and code_rng(seed + 1, c.code).random() < 0.03}
     return sorted(chosen | set(TELEMEDICINE_ANCHORS))
 
 
@@ -368,9 +375,16 @@ def write_synthetic_release(dest: Path, n_codes: int = 11000, seed: int = 0,
     MODUL.txt in `modul_layout` (see _modul)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    codes = synthetic_codes(n_codes, seed)
+    write_release_files(dest, synthetic_codes(n_codes, seed), seed, modul_layout)
+
+
+def write_release_files(dest: Path, codes: list[SyntheticCode], seed: int = 0,
+                        modul_layout: str = "ama") -> None:
+    """Write the AMA-format files of a release holding `codes` (plus the modifiers) to dest;
+    MODUL.txt in `modul_layout` (see _modul)."""
+    dest.mkdir(parents=True, exist_ok=True)
     _descriptor_files(dest, codes, seed)
-    _consumer_clinician(dest, codes, random.Random(seed + 2))
+    _consumer_clinician(dest, codes, seed + 2)
     _appendix_p(dest, codes, seed)
     _modul(dest, seed, modul_layout)
 
@@ -381,7 +395,8 @@ def modifier_count() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m terminology.cpt.synthetic DEST [--codes N] [--seed S] [--modul-layout L]`."""
+    """`python -m terminology.cpt.synthetic DEST [--codes N] [--seed S] [--modul-layout L]`
+    (successive releases: `python -m terminology.cpt.synthetic_history`)."""
     parser = argparse.ArgumentParser(description="Write a synthetic AMA-format CPT release.")
     parser.add_argument("dest", type=Path, help="folder to write the release files into")
     parser.add_argument("--codes", type=int, default=11000, help="number of codes (11000)")

@@ -38,6 +38,9 @@ OPERATION_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "compare": {"thisUrl": STRING, "thisVersion": STRING, "otherUrl": STRING,
                 "otherVersion": STRING, "valueSetVersion": STRING, "diagnostics": BOOLEAN,
                 "version-policy": {"type": "string", "enum": ["as-needed", "always", "never"]}},
+    # this server's CodeSystem/$diff and ValueSet/$diff (terminology.operations.diff, vs_diff)
+    "diff": {"system": STRING, "from": STRING, "to": STRING, "url": STRING,
+             "valueSetVersion": STRING, "filter": STRING, "count": COUNT, "offset": COUNT},
 }
 SEARCH_PARAMS: dict[str, dict[str, Any]] = {
     "url": STRING, "version": STRING, "name": STRING, "title": STRING, "status": STRING,

@@ -6,6 +6,7 @@ from typing import Any
 
 from terminology.errors import NotFound
 from terminology.operations.context import OperationContext
+from terminology.operations.history import code_history
 from terminology.params import LookupRequest, lookup_request
 from terminology.providers.base import CodeSystemProvider, Concept, Prop
 from terminology.registry import Registry
@@ -124,9 +125,12 @@ def lookup(registry: Registry, request: LookupRequest) -> dict[str, Any]:
     concept = provider.locate(request.code)
     if concept is None:
         version = f" version '{provider.version}'" if provider.version else ""
+        history = code_history(registry, provider, request.code)
         raise NotFound(
-            f"Unknown code '{request.code}' in the CodeSystem '{provider.url}'{version}",
+            f"Unknown code '{request.code}' in the CodeSystem '{provider.url}'{version}"
+            + (history.note() if history else ""),
             expression="code", message_id="Unknown_Code_in_Version",
+            issues=[history.issue("code")] if history else None,
         )
     params: list[dict[str, Any]] = [
         _param("name", "valueString", provider.name or provider.title or provider.url),

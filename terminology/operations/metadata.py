@@ -12,6 +12,8 @@ SOFTWARE = "CPT imaging terminology server"
 RELEASE_DATE = "2026-11-26"
 OPERATION_BASE = "http://hl7.org/fhir/OperationDefinition/"
 TOOLS_OPERATION_BASE = "http://hl7.org/fhir/tools/OperationDefinition/"
+# This server's own operations (no HL7 definition): release comparison.
+OWN_OPERATION_BASE = "https://terminology.cpt-imaging.org/fhir/OperationDefinition/"
 FEATURE_EXT = "http://hl7.org/fhir/uv/application-feature/StructureDefinition/feature"
 
 # (resource type, operation name, definition) for every operation the server answers.
@@ -24,6 +26,8 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("ValueSet", "batch-validate-code", OPERATION_BASE + "ValueSet-batch-validate-code"),
     ("ConceptMap", "translate", OPERATION_BASE + "ConceptMap-translate"),
     ("ValueSet", "compare", TOOLS_OPERATION_BASE + "ValueSet-compare"),  # HL7 FHIR Tooling IG
+    ("CodeSystem", "diff", OWN_OPERATION_BASE + "CodeSystem-diff"),
+    ("ValueSet", "diff", OWN_OPERATION_BASE + "ValueSet-diff"),
 ]
 EXPANSION_PARAMETERS = [
     "activeOnly", "check-system-version", "count", "default-valueset-version", "designation",

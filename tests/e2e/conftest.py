@@ -22,3 +22,14 @@ def browser() -> Iterator[Browser]:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def cpt_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic CPT releases 2025 and 2026 of 1,500 codes, imported to cpt-2025.db and
+    cpt-2026.db, with the generator's changes.json (terminology.cpt.synthetic_history)."""
+    from terminology.cpt.synthetic_history import write_release_history
+
+    base = tmp_path_factory.mktemp("cpt-history")
+    write_release_history(base, ["2025", "2026"], n_codes=1500, databases=True)
+    return base

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from terminology.errors import BadRequest, FhirError, NotFound
+from terminology.http.web import changes as releases
 from terminology.http.web import concept as concepts
 from terminology.http.web import editor as editing
 from terminology.http.web import search as searching
@@ -137,10 +138,44 @@ def value_set_page() -> str:
     entries = valuesets.flatten(expansion.get("contains", []))
     pager = valuesets.Pager(offset, count, int(expansion.get("total", len(entries))))
     systems = [e.get("system", "") for _, e in entries]
-    return _page("valueset.html", [call], systems, value_set=value_set,
+    impact, calls = _release_impact(value_set), [call]
+    if impact is not None:
+        calls.append(impact[0])
+    return _page("valueset.html", calls, systems, value_set=value_set,
                  authored=editing.is_authored(value_set),
                  rules=valuesets.compose_rules(registry(), value_set), entries=entries,
-                 pager=pager, filter=text or "", count=count, show_system=len(set(systems)) > 1)
+                 pager=pager, filter=text or "", count=count, show_system=len(set(systems)) > 1,
+                 impact=impact)
+
+
+def _release_impact(value_set: dict[str, Any]) -> tuple[FhirCall, str, str, str, releases.ChangeList] | None:
+    """What the newest loaded release changes in the value set (ValueSet/$diff against the
+    release before it), or None when no code system it draws on has two releases loaded."""
+    pair = releases.newest_pair(registry(), value_set)
+    if pair is None or not value_set.get("url"):
+        return None
+    system, before, after = pair
+    call = releases.value_set_diff_call(value_set, system, before, after)
+    try:
+        answer = run(call)
+    except FhirError:  # too costly or a code system missing: the page shows the rest
+        return None
+    return call, system, before, after, releases.change_list(answer)
+
+
+@web.get("/changes")
+def changes_page() -> str:
+    """The codes added, deleted and revised between two releases of a code system, searchable
+    and paged (CodeSystem/$diff)."""
+    system, before, after = _required("system"), _required("from"), _required("to")
+    text = _arg("filter")
+    offset = _int_arg("offset", 0, 0, 10_000_000)
+    call = releases.diff_call(system, before, after, text, offset, releases.PAGE_SIZE)
+    changes = releases.change_list(run(call))
+    pager = valuesets.Pager(offset, releases.PAGE_SIZE, changes.total)
+    return _page("changes.html", [call], [system], system=system, before=before, after=after,
+                 changes=changes, pager=pager, filter=text or "",
+                 pairs=releases.release_pairs(registry(), system))
 
 
 @web.get("/codesystem")
@@ -154,7 +189,8 @@ def code_system_page() -> str:
                   if any(i.get("system") == provider.url
                          for i in (v.get("compose") or {}).get("include", []))]
     return _page("codesystem.html", [call], [provider.url], provider=provider,
-                 versions=registry().code_system_versions(provider.url), value_sets=value_sets)
+                 versions=registry().code_system_versions(provider.url), value_sets=value_sets,
+                 pairs=releases.release_pairs(registry(), provider.url))
 
 
 @web.get("/editor")
@@ -192,7 +228,8 @@ def _editor(draft: dict[str, Any], rid: str | None, version_id: str | None = Non
     config = {"id": rid, "versionId": version_id, "draft": draft,
               "systems": editing.systems_json(systems),
               "urlBase": editing.url_base(settings().editor_url_base, request.host_url),
-              "writes": writes_enabled()}
+              "writes": writes_enabled(),
+              "releases": releases.newest_pairs_json(registry(), [s.url for s in systems])}
     return _page("editor.html", [], [s.url for s in systems], config=config, draft=draft,
                  rid=rid, version_id=version_id, copied_from=copied_from)
 

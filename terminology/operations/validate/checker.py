@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from terminology.errors import FhirError, Issue, NotFound, Unprocessable
+from terminology.operations.history import code_history
 from terminology.operations.validate.displays import working_languages
 from terminology.operations.validate.infer import determine_system
 from terminology.operations.validate.messages import message, version_list
@@ -396,8 +397,7 @@ class Checker:
             rs.op.add("warning", "code-invalid", add_to_path(path, "code"),
                       "UNKNOWN_CODE_IN_FRAGMENT", text, "invalid-code")
             return True
-        mid, text = unknown_code_message(provider, code)
-        rs.op.add("error", "code-invalid", add_to_path(path, "code"), mid, text, "invalid-code")
+        add_unknown_code(self.registry, rs.op, path, provider, code)
         return False
 
     def _check_whole_system(self, path: str, provider: CodeSystemProvider, code: str,
@@ -514,6 +514,20 @@ def unknown_code_message(provider: CodeSystemProvider, code: str) -> tuple[str, 
         if reason:
             return mid, reason
     return mid, message(mid, code, provider.url, provider.version)
+
+
+def add_unknown_code(registry: Registry, op: Outcome, path: str, provider: CodeSystemProvider,
+                     code: str) -> str:
+    """Record the error for a code the provider does not hold, with the code's history in
+    the other loaded releases (operations.history) when it has one; the error's text."""
+    mid, text = unknown_code_message(provider, code)
+    history = code_history(registry, provider, code)
+    if history is not None:
+        text += history.note()
+    op.add("error", "code-invalid", add_to_path(path, "code"), mid, text, "invalid-code")
+    if history is not None:
+        op.add_issue(history.issue(add_to_path(path, "code")))
+    return text
 
 
 def resolve_target_value_set(registry: Registry, request: ValidateCodeRequest,

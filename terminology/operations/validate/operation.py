@@ -19,10 +19,10 @@ from terminology.errors import BadRequest, Issue
 from terminology.operations.context import OperationContext
 from terminology.operations.validate.checker import (
     Checker,
+    add_unknown_code,
     checker_settings,
     fragment_may_hold,
     resolve_target_value_set,
-    unknown_code_message,
 )
 from terminology.operations.validate.displays import DisplayList
 from terminology.operations.validate.messages import message, version_list
@@ -223,7 +223,7 @@ def _on_invalid(checker: Checker, coding: dict[str, Any], ws: str, path: str, mo
         key = f"{ws}|{provider.version}#{coding['code']}"
         if key not in unknown_codes:
             unknown_codes.add(key)
-            _unknown_code(provider, coding["code"], path, mt, rs)
+            _unknown_code(checker.registry, provider, coding["code"], path, mt, rs)
         return
     displays = DisplayList()
     displays.add_concept(provider, concept, supplements_for(checker.settings.supplements, provider.url))
@@ -236,16 +236,14 @@ def _on_invalid(checker: Checker, coding: dict[str, Any], ws: str, path: str, mo
         best.version = provider.version
 
 
-def _unknown_code(provider: CodeSystemProvider, code: str, path: str, mt: _Messages,
-                  rs: RequestState) -> None:
+def _unknown_code(registry: Registry, provider: CodeSystemProvider, code: str, path: str,
+                  mt: _Messages, rs: RequestState) -> None:
     if fragment_may_hold(provider, code):
         text = message("UNKNOWN_CODE_IN_FRAGMENT", code, provider.url, provider.version)
         rs.op.add("warning", "code-invalid", add_to_path(path, "code"), "UNKNOWN_CODE_IN_FRAGMENT",
                   text, "invalid-code")
     else:
-        mid, text = unknown_code_message(provider, code)
-        mt.add(text)
-        rs.op.add("error", "code-invalid", add_to_path(path, "code"), mid, text, "invalid-code")
+        mt.add(add_unknown_code(registry, rs.op, path, provider, code))
 
 
 def _system_not_found(checker: Checker, coding: dict[str, Any], ws: str, path: str,
