@@ -132,7 +132,7 @@ class Settings:
               "(unset: $XDG_DATA_HOME/cpt-terminology)")
     store_poll_ms: int = setting(250, "how often (ms) a worker asks the store for writes of "
                                  "other replicas", minimum=10)
-    # Who may write (terminology/http/auth.py); writes are off unless one way is configured.
+    # Who may write (terminology/http/authoring/auth.py); writes are off unless one way is configured.
     write_tokens: str = setting("", "comma-separated static bearer tokens that may write",
                                 secret=True)
     write_tokens_file: Path | None = setting(None, "file of static write tokens, one per line")

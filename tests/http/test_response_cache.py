@@ -9,7 +9,7 @@ import pytest
 
 from terminology import operations
 from terminology.http.app import create_app
-from terminology.http.response_cache import ResponseCache, cache_key
+from terminology.http.fhir.response_cache import ResponseCache, cache_key
 from terminology.registry import Registry
 from terminology.settings import BUNDLED_CONTENT, Settings
 

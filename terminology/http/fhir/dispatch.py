@@ -3,42 +3,36 @@
 A type-level operation GET (`/fhir/CodeSystem/$lookup?...`) is a pure function of its query
 string and a few headers, and Flask's own per-request work (request context, routing, the
 hooks, Werkzeug's response object) costs more than a small operation. This middleware
-answers such a request itself, doing what the Flask route does in the same order (request
-id, query encoding, content negotiation, parameters, the request time limit, the handler)
-and sending the same status line, headers and body bytes. Every error is the same
-OperationOutcome: a FhirError is rendered by its own `outcome()`, as the app's error handler
-does; anything this path is not sure to answer exactly as Flask would (a POST, an instance
-or unknown operation, a non-ASCII or badly encoded query, tx-resource or cache-id, an unexpected
-exception) goes to Flask, which answers it as before. tests/http/test_dispatch.py compares
-the two answers on every shipped value set and CPT code.
+answers such a request itself: it runs the same stages of the pipeline as the Flask route
+(terminology/http/pipeline.py: request id, size limits, negotiation, query encoding...,
+then the resource and response stages) around the same handler, and sends the same status
+line, headers and body bytes. Every error is the same OperationOutcome: a FhirError is
+rendered by its own `outcome()`, as the app's error handler does; anything this path is not
+sure to answer exactly as Flask would (a POST, an instance or unknown operation, a non-ASCII
+query, a request stage that refuses or answers itself, XML, tx-resource or cache-id, an
+unexpected exception) goes to Flask, which answers it as before. tests/http/test_dispatch.py
+compares the two answers on every shipped value set and CPT code.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote, unquote_to_bytes
+from urllib.parse import parse_qsl, unquote
 
 import orjson
-from werkzeug.datastructures import MIMEAccept
-from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header
+from werkzeug.http import HTTP_STATUS_CODES
 
 from terminology.errors import FhirError
-from terminology.http import metrics
-from terminology.http.conditional import strong_etag
-from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON, VARY, negotiate
-from terminology.http.response_cache import CACHEABLE
+from terminology.http.exchange import DISPATCH, Exchange, HeaderList, Site
+from terminology.http.fhir.negotiation import FHIR_JSON, JSON
 from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import bag_from_query
 from terminology.providers.filters import request_deadline
-from terminology.registry import Registry
-from terminology.settings import Settings
 
 TYPE_OPERATION = re.compile(r"/fhir/([^/]+)/\$([^/]+)")
-Answer = tuple[int, bytes, str, float]  # status, body, request id, start time
 
 
 def _status_line(code: int) -> str:
@@ -57,15 +51,9 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _query_pairs(query: str) -> list[tuple[str, str]] | None:
+def _query_pairs(query: str) -> list[tuple[str, str]]:
     """The query's (name, value) pairs in the order `request.args.items(multi=True)` gives
-    them (grouped by name, names in first-seen order); None when the query is not valid
-    UTF-8 once percent-decoded (Flask answers that with its 400)."""
-    if "%" in query:
-        try:
-            unquote_to_bytes(query).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    them (grouped by name, names in first-seen order)."""
     grouped: dict[str, list[str]] = {}
     for name, value in parse_qsl(query, keep_blank_values=True):
         grouped.setdefault(name, []).append(value)
@@ -75,35 +63,28 @@ def _query_pairs(query: str) -> list[tuple[str, str]] | None:
 class OperationDispatch:
     """WSGI middleware: answers type-level operation GETs without entering Flask."""
 
-    def __init__(self, app: WsgiApp, registry: Callable[[], Registry], settings: Settings,
-                 request_id: Callable[[str | None], str], log_access: Callable[..., None],
-                 last_modified: Callable[[], float]) -> None:
+    def __init__(self, app: WsgiApp, site: Site) -> None:
         self.app = app
-        self.last_modified = last_modified  # when the served content last changed
-        self.registry = registry  # the content served now (a reload swaps it)
-        self.settings = settings
-        self.request_id = request_id
-        self.log_access = log_access
+        self.site = site
+        self.settings = site.settings
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        answer = self.answer(environ)
-        if answer is None:
+        x = self.answer(environ)
+        if x is None:
             return self.app(environ, start_response)
-        status, body, rid, started = answer
-        if status == 200:
-            environ[CACHEABLE] = True  # the response cache keeps it, as for the Flask route
-        headers = [("Content-Type", FHIR_JSON), ("Content-Length", str(len(body))), ("Vary", VARY)]
-        if status == 200:  # the validators Flask's _finish sets (conditional.set_validators)
-            headers += [("ETag", strong_etag(body)), ("Last-Modified", http_date(self.last_modified()))]
-            if self.settings.operation_cache_control:
-                headers.append(("Cache-Control", self.settings.operation_cache_control))
-        start_response(_status_line(status), [
-            *headers, ("X-Request-Id", rid), *EVERY_ANSWER_HEADERS.items()])
-        self.log_access(rid, "GET", environ["PATH_INFO"], status, started)
-        return [body]
+        try:
+            body = x.body or b""
+            x.headers = HeaderList([("Content-Type", FHIR_JSON), ("Content-Length", str(len(body)))])
+            for finish in x.stages.response:
+                finish(x)
+            start_response(_status_line(x.status), x.headers.items)
+            return [body]
+        finally:
+            for end in x.stages.teardown:
+                end(x)
 
-    def answer(self, environ: dict[str, Any]) -> Answer | None:
-        """(status, body, request id, start) for a request this path answers, else None."""
+    def answer(self, environ: dict[str, Any]) -> Exchange | None:
+        """The exchange, answered (status and body), for a request this path answers, else None."""
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("SCRIPT_NAME"):
             return None
         path = environ.get("PATH_INFO", "")
@@ -111,36 +92,33 @@ class OperationDispatch:
         match = TYPE_OPERATION.fullmatch(path)
         if match is None or not path.isascii() or not query.isascii():
             return None
-        if len(path) + len(query) > self.settings.max_url_bytes or sum(
-                len(k) + len(str(v)) for k, v in environ.items()
-                if k.startswith("HTTP_")) > self.settings.max_header_bytes:
-            return None  # Flask answers the 414 / 431
-        handler = HANDLERS.get((match.group(1), match.group(2)))
+        rtype, op = match.group(1), match.group(2)
+        handler = HANDLERS.get((rtype, op))
         decoded = unquote(query)
         if handler is None or "tx-resource" in decoded or "cache-id" in decoded:
             return None  # request-scoped content: Flask's route scopes the registry
-        started = time.perf_counter()
-        rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
         pairs = _query_pairs(query)
-        if pairs is None:
-            return None
-        fmt = next((v for k, v in pairs if k == "_format"), None)
-        accept = environ.get("HTTP_ACCEPT")
+        args: dict[str, str] = {}
+        for name, value in pairs:
+            args.setdefault(name, value)
+        stages = self.site.paths[DISPATCH]
+        x = Exchange(environ, self.site, stages, args, "fhir.type_operation", {"rtype": rtype, "op": op})
         try:
-            if (fmt is not None or accept) and negotiate(
-                    fmt, parse_accept_header(accept, MIMEAccept), accept) != JSON:
-                return None  # XML: Flask's route writes it
+            for step in stages.request:
+                if step(x) is not None:
+                    return None  # a stage answers it itself: Flask's route does the same
         except FhirError:
-            return None  # Flask's route answers the 406 in its own format
+            return None  # Flask answers the 414, 431, 406, 400... in its own format
+        if x.fmt != JSON:
+            return None  # XML: Flask's route writes it
         try:
-            ctx = OperationContext(self.registry(), bag_from_query(pairs), self.settings, None,
+            ctx = OperationContext(x.registry or self.site.current(), bag_from_query(pairs), self.settings, None,
                                    environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
             with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):
-                body = handler(ctx)
-            if match.group(2) == "expand":
-                metrics.record_expansion(body)  # as the Flask route counts it
-            return 200, orjson.dumps(body), rid, started
+                result = handler(ctx)
+            x.body = orjson.dumps(x.screened(result, 200))
         except FhirError as e:  # the app's error handler renders a FhirError the same way
-            return e.status, orjson.dumps(e.outcome()), rid, started
+            x.body = orjson.dumps(x.screened(e.outcome(), e.status))
         except Exception:  # noqa: BLE001  (Flask answers it: its error handler logs the 500)
             return None
+        return x
