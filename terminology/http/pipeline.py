@@ -96,7 +96,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("response cache", AROUND, response_cache,
           when=lambda site: site.cache is not None and _cached_reads(site)),
     Stage("thin dispatch", AROUND, thin_dispatch,
-          when=lambda site: site.settings.fast_dispatch and _cached_reads(site)),
+          when=lambda site: site.settings.fast_dispatch and _cached_reads(site),
+          skips={CACHE_HIT: "the cache, in front of it, answered"}),
     Stage("request id", REQUEST, stages.request_id),
     Stage("size limits", REQUEST, stages.size_limits,
           skips={CACHE_HIT: "the cache answers before it; the stored answer's URL passed it"}),
@@ -139,6 +140,7 @@ def build(app: Flask, site: Site, declared: tuple[Stage, ...] | None = None) -> 
     hooks and the AROUND layers, outermost first."""
     declared = STAGES if declared is None else declared
     site.paths = {path: path_stages(site, path, declared) for path in PATHS}
+    app.extensions["tx_site"] = site
     _install_flask_hooks(app, site)
     wsgi: WsgiApp = app.wsgi_app
     for stage in reversed([s for s in declared if s.phase == AROUND and s.when(site)]):

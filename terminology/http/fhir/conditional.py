@@ -21,9 +21,8 @@ from typing import Any
 from werkzeug.http import http_date, parse_date
 
 from terminology.http.exchange import OPERATION_ENDPOINTS, Exchange
-from terminology.http.wsgi import Headers, StartResponse, WsgiApp, close
+from terminology.http.wsgi import GZIP_SUFFIX, Headers, StartResponse, WsgiApp, close
 
-GZIP_SUFFIX = "-gzip"  # compression.py marks the ETag of a gzipped body with it
 # Headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need.
 KEPT_ON_304 = frozenset({"etag", "last-modified", "cache-control", "vary", "expires",
                          "x-request-id", "access-control-allow-origin",
