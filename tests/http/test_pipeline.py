@@ -45,7 +45,7 @@ def instrumented(stage: Stage, seen: Seen) -> Stage:
 
             def layer(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
                 seen.append((stage.name, "around"))
-                return inner(environ, start_response)  # type: ignore[no-any-return]
+                return inner(environ, start_response)
 
             return layer
 
@@ -68,7 +68,12 @@ def app_with_seen_stages(monkeypatch: pytest.MonkeyPatch, settings: Settings,
 def send(app: Flask, query: str, headers: dict[str, str] | None = None) -> tuple[str, bytes]:
     environ = EnvironBuilder(path=LOOKUP, query_string=query, headers=list((headers or {}).items())).get_environ()
     sent: list[str] = []
-    body = b"".join(app.wsgi_app(environ, lambda status, headers, exc_info=None: sent.append(status)))
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        sent.append(status)
+
+    wsgi: Any = app.wsgi_app
+    body = b"".join(wsgi(environ, start_response))
     return sent[0], body
 
 
@@ -141,7 +146,8 @@ def test_the_list_names_each_stage_once_and_each_skip_has_a_reason() -> None:
 
 def test_nothing_is_wired_around_the_app_outside_the_list(content: Registry) -> None:
     app = create_app(Settings(content_dirs=[BUNDLED_CONTENT, DATA], gzip=True), content)
-    hooks = [app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs]
+    hooks: list[dict[Any, list[Any]]] = [app.before_request_funcs, app.after_request_funcs,
+                                         app.teardown_request_funcs]
     assert [len(funcs.get(None, [])) for funcs in hooks] == [1, 1, 1]  # the pipeline's
     assert not any(key is not None for funcs in hooks for key in funcs)  # no blueprint's own
     layer: Any = app.wsgi_app
