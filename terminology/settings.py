@@ -105,7 +105,7 @@ class Settings:
         minimum=0)
     fast_dispatch: bool = setting(
         True, "answer type-level operation GETs in front of Flask, with the same bytes "
-              "(http/dispatch.py)")
+              "(http/fhir/dispatch.py)")
     metrics: bool = setting(True, "serve Prometheus metrics at GET /metrics")
     metrics_port: int = setting(
         0, "serve /metrics on this port of `host` instead of the API port (0: the API port)",

@@ -1,4 +1,4 @@
-"""The response cache (terminology/response_cache.py): what is reused, what never is."""
+"""The response cache (terminology/http/fhir/response_cache.py): what is reused, what never is."""
 
 from __future__ import annotations
 

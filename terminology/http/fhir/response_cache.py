@@ -12,12 +12,13 @@ cached. Each worker process holds its own cache; its size is the setting
 A hit is answered by a WSGI middleware in front of Flask: routing, request parsing, the
 operation and serialization are all skipped, which is most of the cost of a small answer.
 A hit replays the headers the app sent the first time (content type, length, CORS...)
-except X-Request-Id: what is per request stays per request, so the hit gets its own request
-id and its own access-log line (the app passes in the functions it uses for both). Content
+except X-Request-Id: what is per request stays per request, so the hit runs the pipeline's
+stages of the cache-hit path (http/pipeline.py: its own request id, access-log line and
+metrics). Content
 negotiation needs no re-check because the Accept header and the query (with `_format`) are
 part of the key: the JSON and XML answers to one request are kept apart, and an answer is
 only reused for an Accept value that the app already accepted. Conditional GET
-(conditional.py) and gzip (compression.py) sit in front of this cache, so it holds only
+(conditional.py) and gzip (server/compression.py) sit in front of this cache, so it holds only
 identity-encoded 200 answers with their ETag.
 """
 
