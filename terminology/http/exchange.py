@@ -55,22 +55,25 @@ class Site:
 class HeaderList:
     """Response headers as a list in sending order, set by name (as werkzeug's Headers are)."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "_names")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self.items = list(items)
+        self._names = {k.lower() for k, _ in self.items}
 
     def __contains__(self, name: object) -> bool:
-        low = str(name).lower()
-        return any(k.lower() == low for k, _ in self.items)
+        return str(name).lower() in self._names
 
     def __setitem__(self, name: str, value: str) -> None:
         low = name.lower()
+        if low not in self._names:  # the usual case: a header not sent yet
+            self._names.add(low)
+            self.items.append((name, value))
+            return
         for i, (k, _) in enumerate(self.items):
             if k.lower() == low:
                 self.items[i] = (name, value)
                 return
-        self.items.append((name, value))
 
     def update(self, values: Mapping[str, str]) -> None:
         """Set each header of `values`."""

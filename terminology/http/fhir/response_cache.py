@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
+from terminology.errors import FhirError
 from terminology.http.exchange import CACHE_HIT, OPERATION_ENDPOINTS, Exchange, HeaderList, Site
 from terminology.http.metrics import record_cache
 from terminology.http.wsgi import Headers, StartResponse, WsgiApp, drain
@@ -150,8 +151,12 @@ class CachedOperations:
         x = Exchange(environ, self.site, stages, {})
         x.cached = True
         try:
-            for step in stages.request:
-                step(x)
+            try:
+                for step in stages.request:
+                    if step(x) is not None:
+                        return self.app(environ, start_response)
+            except FhirError:  # a stage refuses (e.g. a read guard): the app answers it
+                return self.app(environ, start_response)
             x.headers = HeaderList(headers)
             x.body = body
             for finish in stages.response:
