@@ -53,32 +53,35 @@ class Site:
 
 
 class HeaderList:
-    """Response headers as a list in sending order, set by name (as werkzeug's Headers are)."""
+    """Response headers as a list in sending order, set by name as werkzeug's Headers are
+    (a name set again replaces its line in place). Names compare exactly: our code spells
+    each header one way, and the hot path saves the case folding."""
 
     __slots__ = ("items", "_names")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self.items = list(items)
-        self._names = {k.lower() for k, _ in self.items}
+        self._names = {k for k, _ in self.items}
 
     def __contains__(self, name: object) -> bool:
-        return str(name).lower() in self._names
+        return name in self._names
 
     def __setitem__(self, name: str, value: str) -> None:
-        low = name.lower()
-        if low not in self._names:  # the usual case: a header not sent yet
-            self._names.add(low)
+        if name not in self._names:  # the usual case: a header not sent yet
+            self._names.add(name)
             self.items.append((name, value))
             return
-        for i, (k, _) in enumerate(self.items):
-            if k.lower() == low:
-                self.items[i] = (name, value)
-                return
+        self.items = [(k, value if k == name else v) for k, v in self.items]
 
     def update(self, values: Mapping[str, str]) -> None:
         """Set each header of `values`."""
+        names = self._names
         for name, value in values.items():
-            self[name] = value
+            if name in names:
+                self[name] = value
+            else:
+                names.add(name)
+                self.items.append((name, value))
 
 
 class Exchange:
