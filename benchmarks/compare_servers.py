@@ -54,7 +54,7 @@ def serve(kind: str, port: int) -> None:
 
     from terminology.content import load_content
     from terminology.http.app import create_app
-    from terminology.http.server import serve_production
+    from terminology.http.server.workers import serve_production
     from terminology.settings import Settings
 
     settings = Settings.from_env()

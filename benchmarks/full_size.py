@@ -284,13 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=15)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--cache-off-only", action="store_true",
+                   help="only the run with the response cache off (before/after comparisons)")
     args = p.parse_args(argv)
     started = time.monotonic()
     rng = random.Random(args.seed)
     lists = request_lists(args.cpt, rng)
     codes, _, _ = release_sample(args.cpt)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [serve(args, False, lists, codes, Path(tmp)), serve(args, True, lists, codes, Path(tmp))]
+        runs = [serve(args, False, lists, codes, Path(tmp))]
+        if not args.cache_off_only:
+            runs.append(serve(args, True, lists, codes, Path(tmp)))
     for run in runs:
         print_run(run)
     report({"machine": machine(), "cpt": str(args.cpt), "runs": runs}, started, args.json)

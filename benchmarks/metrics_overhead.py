@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from terminology.http.multiproc import prepare_metrics_dir
+from terminology.http.server.multiproc import prepare_metrics_dir
 
 prepare_metrics_dir()  # before prometheus_client is imported, as the launcher does
 

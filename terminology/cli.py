@@ -76,11 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level)
     if not args.dev:
         # Before prometheus_client is imported and before the workers fork (multiproc.py).
-        from terminology.http.multiproc import prepare_metrics_dir
+        from terminology.http.server.multiproc import prepare_metrics_dir
 
         prepare_metrics_dir()
     from terminology.http.app import create_app
-    from terminology.http.reload import install_sighup, record_loaded
+    from terminology.http.server.reload import install_sighup, record_loaded
 
     started = time.monotonic()
     registry = _load(settings)
@@ -94,8 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flask.cli.show_server_banner = lambda *_a, **_k: None  # plain text; werkzeug logs it
         app.run(host=settings.host, port=settings.port, threaded=True)
         return 0
-    from terminology.http.launch import prepare_production
-    from terminology.http.server import serve_production
+    from terminology.http.server.launch import prepare_production
+    from terminology.http.server.workers import serve_production
 
     serve_production(app, settings, prepare_production(app, settings))
     return 0

@@ -109,7 +109,7 @@ class Settings:
         minimum=0)
     fast_dispatch: bool = setting(
         True, "answer type-level operation GETs in front of Flask, with the same bytes "
-              "(http/dispatch.py)")
+              "(http/fhir/dispatch.py)")
     metrics: bool = setting(True, "serve Prometheus metrics at GET /metrics")
     metrics_port: int = setting(
         0, "serve /metrics on this port of `host` instead of the API port (0: the API port)",
@@ -136,7 +136,7 @@ class Settings:
               "(unset: $XDG_DATA_HOME/cpt-terminology)")
     store_poll_ms: int = setting(250, "how often (ms) a worker asks the store for writes of "
                                  "other replicas", minimum=10)
-    # Who may write (terminology/http/auth.py); writes are off unless one way is configured.
+    # Who may write (terminology/http/authoring/auth.py); writes are off unless one way is configured.
     write_tokens: str = setting("", "comma-separated static bearer tokens that may write",
                                 secret=True)
     write_tokens_file: Path | None = setting(None, "file of static write tokens, one per line")

@@ -27,7 +27,7 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 NGINX_TEMPLATE = REPO / "deploy" / "nginx.conf.template"
 SETTING_VARS = {"TX_" + f.name.upper() for f in fields(Settings)}
-GUNICORN_GRACEFUL_TIMEOUT = 20  # terminology/http/server.py
+GUNICORN_GRACEFUL_TIMEOUT = 20  # terminology/http/server/workers.py
 
 
 def tool(name: str) -> str:

@@ -28,6 +28,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
+from terminology.http.exchange import OPERATION_ENDPOINTS, Exchange
 from terminology.operations import HANDLERS
 
 OPERATIONS = frozenset(f"{rtype}/${op}" for rtype, op in HANDLERS)
@@ -95,6 +96,18 @@ def record_request(path: str, status: int, seconds: float) -> None:
                                                    LATENCY.labels(op)))
     series[0].inc()
     series[1].observe(seconds)
+
+
+def request_metrics(x: Exchange) -> None:
+    """Stage: count the answered request and its latency."""
+    record_request(x.path, x.status, time.perf_counter() - x.started)
+
+
+def count_expansion(x: Exchange, body: dict[str, Any]) -> dict[str, Any]:
+    """Stage (resource): the size of a successful $expand answer."""
+    if x.status == 200 and x.view_args.get("op") == "expand" and x.endpoint in OPERATION_ENDPOINTS:
+        record_expansion(body)
+    return body
 
 
 def record_cache(hit: bool) -> None:

@@ -9,6 +9,9 @@ from typing import Any
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# The gzip layer (server/compression.py) marks the strong ETag of a gzipped body with it;
+# conditional GET (fhir/conditional.py) strips it when comparing.
+GZIP_SUFFIX = "-gzip"
 
 
 def close(result: Iterable[bytes]) -> None:

@@ -10,7 +10,7 @@ import pytest
 import requests
 from lxml import etree
 
-from terminology.http.fhir_xml import from_xml, to_xml
+from terminology.http.fhir.fhir_xml import from_xml, to_xml
 
 from ..conftest import BODY_SITE, running_server
 

@@ -247,7 +247,7 @@ SLOW_APP = """
 import sys, time
 from pathlib import Path
 from terminology.http.app import create_app
-from terminology.http.server import serve_production
+from terminology.http.server.workers import serve_production
 from terminology.settings import Settings
 
 port, marker, cache = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])

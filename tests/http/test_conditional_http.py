@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from terminology.http.app import create_app
-from terminology.http.conditional import etag_matches, strong_etag
+from terminology.http.fhir.conditional import etag_matches, strong_etag
 from terminology.registry import Registry
 from terminology.settings import Settings
 

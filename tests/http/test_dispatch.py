@@ -1,4 +1,4 @@
-"""The thin dispatch (terminology/http/dispatch.py) answers operation GETs exactly as Flask does:
+"""The thin dispatch (terminology/http/fhir/dispatch.py) answers operation GETs exactly as Flask does:
 same status line, same headers, same body bytes, on every shipped value set and every CPT
 code, errors included; what it does not answer itself goes to Flask."""
 
@@ -14,7 +14,7 @@ from werkzeug.test import EnvironBuilder
 
 from terminology.content import load_registry
 from terminology.http.app import create_app
-from terminology.http.dispatch import OperationDispatch
+from terminology.http.fhir.dispatch import OperationDispatch
 from terminology.registry import Registry
 from terminology.settings import BUNDLED_CONTENT, Settings
 from tests.conftest import CPT_URL, DATA

@@ -1,4 +1,4 @@
-"""The response cache (terminology/response_cache.py): what is reused, what never is."""
+"""The response cache (terminology/http/fhir/response_cache.py): what is reused, what never is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from terminology import operations
 from terminology.http.app import create_app
-from terminology.http.response_cache import ResponseCache, cache_key
+from terminology.http.fhir.response_cache import ResponseCache, cache_key
 from terminology.registry import Registry
 from terminology.settings import BUNDLED_CONTENT, Settings
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from terminology.http.server import warm_up, warm_up_paths
+from terminology.http.server.workers import warm_up, warm_up_paths
 from terminology.registry import Registry
 from tests.conftest import CPT_URL
 

@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from terminology.http.app import create_app
-from terminology.http.fhir_xml import from_xml, to_xml
+from terminology.http.fhir.fhir_xml import from_xml, to_xml
 from terminology.providers.fhir import FhirCodeSystemProvider
 from terminology.registry import Registry
 from terminology.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminology.http.fhir_xml import from_xml, to_xml
+from terminology.http.fhir.fhir_xml import from_xml, to_xml
 
 from ..tx_cases import suite_requests
 

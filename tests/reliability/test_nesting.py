@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from terminology.http.body import json_depth_exceeds
+from terminology.http.fhir.body import json_depth_exceeds
 from terminology.settings import Settings
 
 from ..conftest import CPT_URL

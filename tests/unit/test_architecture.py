@@ -15,6 +15,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "terminology"
 MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+MAX_MODULES_PER_FOLDER = 12
+HTTP_ROOMS = ("fhir", "authoring", "server", "web")
 
 
 def module_name(path: Path) -> str:
@@ -105,6 +108,66 @@ def test_the_cycle_finder_sees_a_cycle() -> None:
 def test_no_module_is_over_600_lines(name: str) -> None:
     lines = modules()[name].read_text().count("\n")
     assert lines <= MAX_MODULE_LINES, f"{name} has {lines} lines"
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """The functions (methods and nested ones included) of `source` longer than `limit` lines."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            if lines > limit:
+                found.append(f"{node.name} ({lines} lines, line {node.lineno})")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_no_function_is_over_80_lines(name: str) -> None:
+    assert long_functions(modules()[name].read_text()) == [], name
+
+
+def test_the_function_length_check_sees_a_long_function() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(f"def short():\n    pass\n\ndef long():\n{body}") == [
+        f"long ({MAX_FUNCTION_LINES + 1} lines, line 4)"]
+
+
+def test_no_package_folder_holds_more_than_12_modules() -> None:
+    folders = {p.parent for p in PACKAGE.rglob("*.py")}
+    crowded = {str(f.relative_to(PACKAGE.parent)): n for f in folders
+               if (n := len(list(f.glob("*.py")))) > MAX_MODULES_PER_FOLDER}
+    assert crowded == {}
+
+
+def http_room(name: str) -> str | None:
+    """The room of the HTTP face a module lives in (None for the shared top of terminology.http)."""
+    parts = name.split(".")
+    if parts[:2] != ["terminology", "http"] or len(parts) < 4 or parts[2] not in HTTP_ROOMS:
+        return None
+    return parts[2]
+
+
+def test_the_http_rooms_keep_to_themselves() -> None:
+    # A room imports its own modules and the shared top (exchange, wsgi, metrics, answers,
+    # stages), never the app factory or the pipeline, and other rooms only downwards:
+    # authoring answers in FHIR (fhir), nothing else crosses.
+    allowed = {"fhir": set(), "authoring": {"fhir"}, "server": set(), "web": set()}
+    wiring = {"terminology.http.app", "terminology.http.pipeline"}
+    for name, edges in import_graph().items():
+        room = http_room(name)
+        if room is None:
+            continue
+        for edge in edges:
+            assert edge not in wiring, f"{name} imports {edge}"
+            other = http_room(edge)
+            assert other in (None, room, *allowed[room]), f"{name} imports {edge}"
+
+
+def test_the_shared_top_of_the_http_face_imports_no_room_it_should_not() -> None:
+    # exchange and wsgi are what every room builds on: they import nothing of the HTTP face
+    graph = import_graph()
+    for base in ("terminology.http.exchange", "terminology.http.wsgi"):
+        assert not any(e.startswith("terminology.http") for e in graph[base]), base
 
 
 def test_only_the_command_imports_the_http_face() -> None:

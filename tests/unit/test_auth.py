@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from terminology.errors import Forbidden, Unauthorized
-from terminology.http.auth import Authorizer, parse_scopes
+from terminology.http.authoring.auth import Authorizer, parse_scopes
 from terminology.settings import Settings
 
 from ..e2e.authoring_support import AUDIENCE, ISSUER, make_jwt, public_pem, rsa_key

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from lxml import etree
 
-from terminology.http.fhir_xml import FHIR_NS, XHTML_NS, XmlError, from_xml, to_xml
+from terminology.http.fhir.fhir_xml import FHIR_NS, XHTML_NS, XmlError, from_xml, to_xml
 from terminology.settings import BUNDLED_CONTENT
 
 from ..conftest import DATA

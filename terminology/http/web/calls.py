@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import orjson
 from flask import current_app, g
 
+from terminology.http.answers import screened
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
 from terminology.registry import Registry
@@ -82,7 +83,7 @@ def run(call: FhirCall, accept_language: str | None = None) -> dict[str, Any]:
         bag = ParamBag(bag.params + bag_from_parameters(call.body).params)
     ctx = OperationContext(registry(), bag, settings(), None, accept_language)
     g.last_fhir_call = call  # an error page shows the request that failed
-    return handler(ctx)
+    return screened(handler(ctx))
 
 
 def operation(rtype: str, op: str, *pairs: tuple[str, str | None]) -> FhirCall:

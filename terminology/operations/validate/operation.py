@@ -480,7 +480,7 @@ def resolve_validation_code_system(registry: Registry, request: ValidateCodeRequ
                                    options: ComposeOptions) -> CodeSystemProvider:
     """The code system to validate against: instance, inline codeSystem, url or the coding's system."""
     if request.code_system is not None:
-        # Validated and indexed once per distinct content (terminology/http/app.py checked it already).
+        # Validated and indexed once per distinct content (the HTTP face, fhir/invoke.py, checked it already).
         inline = request_resource(request.code_system, "codeSystem", "codeSystem")
         if isinstance(inline, dict):  # a supplement holds no codes of its own
             raise BadRequest("The codeSystem parameter is a supplement; send the code system it "

@@ -2,7 +2,7 @@
 
 Between writes content does not change, so an operation's answer is a pure function of
 the request line and the few headers the request path reads (an authored write empties the
-cache of every worker, http/authoring.py): repeating the same GET can
+cache of every worker, http/authoring/state.py): repeating the same GET can
 reuse the bytes serialized the first time. Only successful (200) answers of the operation
 routes are kept: an error may depend on time (the request time limit) and is cheap to
 rebuild. Requests that carry their own content (tx-resource) or a body (POST) are never
@@ -12,31 +12,29 @@ cached. Each worker process holds its own cache; its size is the setting
 A hit is answered by a WSGI middleware in front of Flask: routing, request parsing, the
 operation and serialization are all skipped, which is most of the cost of a small answer.
 A hit replays the headers the app sent the first time (content type, length, CORS...)
-except X-Request-Id: what is per request stays per request, so the hit gets its own request
-id and its own access-log line (the app passes in the functions it uses for both). Content
+except X-Request-Id: what is per request stays per request, so the hit runs the pipeline's
+stages of the cache-hit path (http/pipeline.py: its own request id, access-log line and
+metrics). Content
 negotiation needs no re-check because the Accept header and the query (with `_format`) are
 part of the key: the JSON and XML answers to one request are kept apart, and an answer is
 only reused for an Accept value that the app already accepted. Conditional GET
-(conditional.py) and gzip (compression.py) sit in front of this cache, so it holds only
+(conditional.py) and gzip (server/compression.py) sit in front of this cache, so it holds only
 identity-encoded 200 answers with their ETag.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Response, request
-
+from terminology.errors import FhirError
+from terminology.http.exchange import CACHE_HIT, OPERATION_ENDPOINTS, Exchange, HeaderList, Site
 from terminology.http.metrics import record_cache
 from terminology.http.wsgi import Headers, StartResponse, WsgiApp, drain
 
-# The operation routes of terminology.http.app; reads, searches and metadata embed the base url.
-CACHED_ENDPOINTS = frozenset({"type_operation", "instance_operation"})
 # Every header the request path reads besides the query string: Accept (406 or not),
 # Accept-Language (displays) and X-Too-Costly-Threshold ($expand's limit).
 KEY_HEADERS = ("HTTP_ACCEPT", "HTTP_ACCEPT_LANGUAGE", "HTTP_X_TOO_COSTLY_THRESHOLD")
@@ -121,15 +119,24 @@ def cache_key(environ: dict[str, Any]) -> CacheKey | None:
     return (path, query, *(environ.get(name, "") for name in KEY_HEADERS))
 
 
-class CachedOperations:
-    """WSGI middleware: answers hits without entering the wrapped app, stores its answers."""
+def mark_cacheable(x: Exchange) -> None:
+    """Stage: an operation route's answer may be kept (the cache keeps only its 200s); the
+    other routes' answers embed the base URL or depend on more than the request."""
+    if x.endpoint in OPERATION_ENDPOINTS and not x.streamed:
+        x.environ[CACHEABLE] = True
 
-    def __init__(self, app: WsgiApp, cache: ResponseCache, request_id: Callable[[str | None], str],
-                 log_access: Callable[..., None]) -> None:
+
+class CachedOperations:
+    """WSGI middleware: answers hits without entering the wrapped app, stores its answers.
+
+    A hit runs the pipeline's stages of the cache-hit path (request id, its header, the
+    access log and metrics); the stored headers carry what the other stages set.
+    """
+
+    def __init__(self, app: WsgiApp, cache: ResponseCache, site: Site) -> None:
         self.app = app
         self.cache = cache
-        self.request_id = request_id
-        self.log_access = log_access
+        self.site = site
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         key = cache_key(environ)
@@ -139,12 +146,26 @@ class CachedOperations:
         record_cache(entry is not None)
         if entry is None:
             return self._miss(key, environ, start_response)
-        started = time.perf_counter()
         headers, body = entry
-        rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
-        start_response("200 OK", [*headers, ("X-Request-Id", rid)])
-        self.log_access(rid, "GET", environ.get("PATH_INFO", ""), 200, started, True)
-        return [body]
+        stages = self.site.paths[CACHE_HIT]
+        x = Exchange(environ, self.site, stages, {})
+        x.cached = True
+        try:
+            try:
+                for step in stages.request:
+                    if step(x) is not None:
+                        return self.app(environ, start_response)
+            except FhirError:  # a stage refuses (e.g. a read guard): the app answers it
+                return self.app(environ, start_response)
+            x.headers = HeaderList(headers)
+            x.body = body
+            for finish in stages.response:
+                finish(x)
+            start_response("200 OK", x.headers.items)
+            return [body]
+        finally:
+            for end in stages.teardown:
+                end(x)
 
     def _miss(self, key: CacheKey, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Run the app; keep its answer when it is a 200 from an operation route."""
@@ -162,22 +183,3 @@ class CachedOperations:
         headers = [(k, v) for k, v in sent[1] if k.lower() != REQUEST_ID_HEADER]
         self.cache.put(key, headers, body, generation)
         return [body]
-
-
-def install(app: Flask, cache: ResponseCache, request_id: Callable[[str | None], str],
-            log_access: Callable[..., None]) -> None:
-    """Answer repeated operation GETs of `app` from `cache`; fill it from the app's answers.
-
-    `request_id` and `log_access` are the app's own: a hit gets a request id the way the app
-    makes one (the client's X-Request-Id when sane) and the same access-log line.
-    """
-
-    @app.after_request
-    def _mark_cacheable(resp: Response) -> Response:
-        # Only the operation routes' answers are pure functions of the request; the
-        # middleware sees the final status and headers and decides on those.
-        if request.endpoint in CACHED_ENDPOINTS and not resp.is_streamed:
-            request.environ[CACHEABLE] = True
-        return resp
-
-    app.wsgi_app = CachedOperations(app.wsgi_app, cache, request_id, log_access)  # type: ignore[method-assign]

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from terminology.errors import Forbidden, Unauthorized
+from terminology.http.exchange import Early, Exchange
 from terminology.settings import Settings
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -140,3 +141,15 @@ class Authorizer:
         raise Forbidden(f"The access token does not allow {interaction} of {resource_type} "
                         f"(it needs a scope such as {needed} or user/{resource_type}.{permission})",
                         scope=needed)
+
+
+def read_guard(x: Exchange) -> Early | None:
+    """Stage (setting read_requires_token): a read of /fhir needs a token with a read scope
+    (the capability statement excepted; a create checks its own token, for writing)."""
+    if (x.method in ("GET", "HEAD", "POST") and x.path.startswith("/fhir")
+            and x.path != "/fhir/metadata" and x.endpoint not in ("writes.create",)):
+        authorizer: Authorizer = x.site.authorizer
+        who = authorizer.authenticate(x.environ.get("HTTP_AUTHORIZATION"))
+        x.who = who.who
+        authorizer.require(who, x.view_args.get("rtype", "*"), "read")
+    return None

@@ -14,8 +14,7 @@ from typing import Any
 from werkzeug.datastructures import Accept
 from werkzeug.http import parse_accept_header
 
-from terminology.http.conditional import GZIP_SUFFIX
-from terminology.http.wsgi import Headers, StartResponse, WsgiApp, drain
+from terminology.http.wsgi import GZIP_SUFFIX, Headers, StartResponse, WsgiApp, drain
 
 COMPRESSIBLE = ("application/fhir+json", "application/fhir+xml", "application/json",
                 "application/xml", "text/")

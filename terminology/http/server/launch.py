@@ -17,8 +17,7 @@ from typing import Any
 from flask import Flask
 
 from terminology.http import metrics
-from terminology.http.app import signal_main_process
-from terminology.http.reload import reload_content
+from terminology.http.server.reload import reload_content, signal_main_process
 from terminology.settings import Settings
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 from terminology.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from terminology.http.exchange import Early, Exchange
 
 JSON = "json"
 XML = "xml"
@@ -96,7 +98,7 @@ def body_format(mimetype: str | None) -> str | None:
 def parse_body(raw: bytes, fmt: str | None) -> Any:
     """A FHIR resource body (JSON when the type is not given) as a dict; 400 when malformed."""
     if fmt == XML:
-        from terminology.http.fhir_xml import from_xml  # only when XML is asked for
+        from terminology.http.fhir.fhir_xml import from_xml  # only when XML is asked for
 
         return from_xml(raw)
     try:
@@ -109,7 +111,29 @@ def parse_body(raw: bytes, fmt: str | None) -> Any:
 def serialize(body: dict[str, Any], fmt: str) -> bytes:
     """A resource dict as bytes in the negotiated format."""
     if fmt == XML:
-        from terminology.http.fhir_xml import to_xml
+        from terminology.http.fhir.fhir_xml import to_xml
 
         return to_xml(body)
     return orjson.dumps(body)
+
+
+def negotiation(x: Exchange) -> Early | None:
+    """Stage: the answer's format (JSON or XML) for a /fhir request; 406 when neither is
+    acceptable. First, so that later errors are written in that format."""
+    if x.path.startswith("/fhir"):
+        accept = x.environ.get("HTTP_ACCEPT")
+        param = x.args.get("_format")
+        if param is not None or accept:  # else JSON, the exchange's default
+            x.fmt = negotiate(param, parse_accept_header(accept, MIMEAccept), accept)
+    return None
+
+
+def vary(x: Exchange) -> None:
+    """Stage: FHIR answers differ by format, encoding and language."""
+    if x.path.startswith("/fhir"):
+        x.headers["Vary"] = VARY
+
+
+def common_headers(x: Exchange) -> None:
+    """Stage: CORS and nosniff on every answer."""
+    x.headers.update(EVERY_ANSWER_HEADERS)

@@ -13,15 +13,16 @@ is revalidated without a body too; requests without a validator pass straight th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from werkzeug.http import http_date, parse_date
 
-from terminology.http.wsgi import Headers, StartResponse, WsgiApp, close
+from terminology.http.exchange import OPERATION_ENDPOINTS, Exchange
+from terminology.http.wsgi import GZIP_SUFFIX, Headers, StartResponse, WsgiApp, close
 
-GZIP_SUFFIX = "-gzip"  # compression.py marks the ETag of a gzipped body with it
 # Headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need.
 KEPT_ON_304 = frozenset({"etag", "last-modified", "cache-control", "vary", "expires",
                          "x-request-id", "access-control-allow-origin",
@@ -54,6 +55,11 @@ def last_updated(resource: dict[str, Any]) -> str | None:
         return http_date(when if when.tzinfo else when.replace(tzinfo=UTC))
     except (ValueError, OverflowError):
         return None
+
+
+def instant_http_date(instant: str) -> str:
+    """A FHIR instant as an HTTP date (Last-Modified of a stored version)."""
+    return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
 
 
 def _opaque(tag: str) -> str:
@@ -112,23 +118,37 @@ class ConditionalGet:
         return result
 
 
-def set_validators(resp: Any, resource: dict[str, Any] | None, last_modified: float,
-                   cache_control: str | None) -> None:
-    """ETag, Last-Modified and Cache-Control on a 200 FHIR answer to a GET (Flask response).
 
-    A resource with meta.versionId keeps its version ETag; anything else gets a strong ETag
-    of its bytes. `cache_control` is sent as given (operation answers); None sends none.
+
+def validators(x: Exchange) -> None:
+    """Stage: ETag, Last-Modified (and for operations Cache-Control) on a 200 FHIR answer to a GET."""
+    if (x.status != 200 or x.streamed or x.method not in ("GET", "HEAD")
+            or not x.path.startswith("/fhir")):
+        return
+    settings = x.site.settings
+    set_validators(x.headers, x.answer_bytes, x.resource, x.site.last_modified(),
+                   settings.operation_cache_control if x.endpoint in OPERATION_ENDPOINTS else None)
+
+
+def set_validators(headers: Any, body: Callable[[], bytes], resource: dict[str, Any] | None,
+                   last_modified: float, cache_control: str | None) -> None:
+    """ETag, Last-Modified and Cache-Control on a 200 FHIR answer to a GET.
+
+    `headers`: a Flask response's headers or an exchange.HeaderList; `body`: the answer's
+    bytes, read only when a strong ETag is needed. A resource with meta.versionId keeps its
+    version ETag; anything else gets a strong ETag of its bytes. `cache_control` is sent as
+    given (operation answers); None sends none.
     """
     if resource is not None:
         etag = version_etag(resource)
         if etag is not None:
-            resp.headers["ETag"] = etag
+            headers["ETag"] = etag
         updated = last_updated(resource)
         if updated is not None:
-            resp.headers["Last-Modified"] = updated
-    if "ETag" not in resp.headers:
-        resp.headers["ETag"] = strong_etag(resp.get_data())
-    if "Last-Modified" not in resp.headers:
-        resp.headers["Last-Modified"] = http_date(last_modified)
+            headers["Last-Modified"] = updated
+    if "ETag" not in headers:
+        headers["ETag"] = strong_etag(body())
+    if "Last-Modified" not in headers:
+        headers["Last-Modified"] = http_date(last_modified)
     if cache_control:
-        resp.headers["Cache-Control"] = cache_control
+        headers["Cache-Control"] = cache_control

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from terminology.content import apply_stored
-from terminology.http.response_cache import ResponseCache
+from terminology.http.fhir.response_cache import ResponseCache
 from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.registry import Registry
 from terminology.settings import Settings

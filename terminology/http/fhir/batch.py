@@ -9,7 +9,7 @@ Each entry's `request.url` (relative, `/`-rooted or absolute; the host is not ch
 the HTTP face routes it: `{type}/$op` and `{type}/{id}/$op` by GET (parameters in the query)
 or POST (a Parameters `resource`, plus any query), `{type}/{id}` reads and `{type}` searches
 by GET. Each runs through the same handler table, error model and tx-resource/cache-id
-scoping as a single request (terminology/http/invoke.py). The whole batch shares the
+scoping as a single request (terminology/http/fhir/invoke.py). The whole batch shares the
 request time limit, and more than `max_batch_entries` entries is too costly.
 """
 
@@ -31,7 +31,7 @@ from terminology.errors import (
     TooCostly,
     operation_outcome,
 )
-from terminology.http.invoke import Server, instance_for, known_type, run_operation
+from terminology.http.fhir.invoke import Server, instance_for, known_type, run_operation
 from terminology.operations.search import read, search
 from terminology.params import ParamBag, bag_from_parameters, bag_from_query
 

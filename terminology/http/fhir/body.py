@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import zlib
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from flask import Request
+from flask import Request, current_app, request
 
 from terminology.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from terminology.http.fhir.negotiation import XML, body_format, parse_body
+from terminology.params import ParamBag, bag_from_parameters, bag_from_query
 
+FORM_TYPE = "application/x-www-form-urlencoded"
 CHUNK = 64 * 1024
 # orjson refuses documents nested deeper than this itself ("depth limit exceeded")
 ORJSON_MAX_DEPTH = 1024
@@ -109,3 +113,46 @@ def json_depth_exceeds(value: Any, max_depth: int) -> bool:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
     return False
+
+
+def read_request_body() -> bytes:
+    """The Flask request's body, decoded, within the body size limit (read_body)."""
+    return read_body(request, current_app.config["MAX_CONTENT_LENGTH"])
+
+
+def _form_bag(raw: bytes) -> ParamBag:
+    """A url-encoded form body as parameters; 400 when it is not UTF-8."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as e:
+        raise BadRequest("The form body is not valid UTF-8") from e
+    return bag_from_query(pairs)
+
+
+def request_bag() -> ParamBag:
+    """The request's parameters: the query string, plus a Parameters body or a form."""
+    query = bag_from_query(list(request.args.items(multi=True)))
+    if request.method != "POST":
+        return query
+    if (request.mimetype or "").lower() == FORM_TYPE:
+        return ParamBag(query.params + _form_bag(read_request_body()).params)
+    # an empty body is an empty Parameters (FHIR clients POST operations without one)
+    body = fhir_body("a FHIR Parameters resource", allow_empty=True)
+    if body is None:
+        return query
+    return ParamBag(query.params + bag_from_parameters(body).params)
+
+
+def fhir_body(what: str, allow_empty: bool = False) -> Any:
+    """The request's FHIR JSON or XML body as a dict (None when empty and `allow_empty`);
+    400/413/415 otherwise. JSON is checked for nesting depth before anything walks it."""
+    fmt = body_format(request.mimetype)  # 415 for a type that is neither FHIR JSON nor XML
+    length = request.content_length
+    raw = read_request_body()
+    if not raw and not length:
+        if allow_empty:
+            return None
+        raise BadRequest(f"The request body is empty; send {what}")
+    if fmt == XML:
+        return parse_body(raw, fmt)
+    return parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -114,6 +116,9 @@ def reload_in_background(app: Flask) -> None:
 
 def install_sighup(app: Flask) -> Any:
     """In a process that serves by itself (`serve --dev`): SIGHUP reloads in place."""
-    import signal
-
     return signal.signal(signal.SIGHUP, lambda _sig, _frame: reload_in_background(app))
+
+
+def signal_main_process(pid: int) -> Any:
+    """A tx_reload for workers: SIGHUP to the server's main process `pid`."""
+    return lambda: os.kill(pid, signal.SIGHUP)

@@ -1,0 +1,119 @@
+"""The pipeline's general stages (terminology/http/pipeline.py lists them all, in order).
+
+Each is one small function of the request's Exchange, run on every path the list does not
+exempt: the thin dispatch, a response-cache hit and the Flask routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import unquote_plus, unquote_to_bytes
+
+from terminology.errors import BadRequest, HeadersTooLarge, UriTooLong
+from terminology.http.exchange import Early, Exchange
+from terminology.logs import request_id as log_request_id
+
+access_log_lines = logging.getLogger("terminology.access")
+CORS_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, Accept-Language, X-Request-Id, Authorization, "
+                                    "If-Match, If-None-Exist, Prefer",
+    "Access-Control-Max-Age": "86400",
+}
+# A read-only server offers no PUT or DELETE (POST: operations, batch, _search)
+CORS_PREFLIGHT_READ_ONLY = {**CORS_PREFLIGHT, "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
+
+
+def new_request_id(sent: str | None) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new one."""
+    if sent and len(sent) <= 200 and sent.isprintable():
+        return sent
+    return uuid.uuid4().hex
+
+
+def request_id(x: Exchange) -> Early | None:
+    """Stage: the request's id (the client's X-Request-Id when sane), also on its log lines."""
+    x.request_id = new_request_id(x.environ.get("HTTP_X_REQUEST_ID"))
+    log_request_id.set(x.request_id)
+    return None
+
+
+def size_limits(x: Exchange) -> Early | None:
+    """Stage: 414 for a URL over max_url_bytes, 431 for headers over max_header_bytes."""
+    settings = x.site.settings
+    environ = x.environ
+    url = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
+    if url > settings.max_url_bytes:
+        raise UriTooLong(f"The request URL is {url} bytes long, more than the {settings.max_url_bytes} "
+                         "this server accepts (setting max_url_bytes); send long requests as a POST "
+                         "with a Parameters body")
+    headers = sum(len(k) + len(str(v)) for k, v in environ.items() if k.startswith("HTTP_"))
+    if headers > settings.max_header_bytes:
+        raise HeadersTooLarge(f"The request headers are {headers} bytes, more than the "
+                              f"{settings.max_header_bytes} this server accepts (setting max_header_bytes)")
+    return None
+
+
+def pin_registry(x: Exchange) -> Early | None:
+    """Stage: the content this request runs on, even if a reload swaps it meanwhile."""
+    x.registry = x.site.current()
+    return None
+
+
+def preflight(x: Exchange) -> Early | None:
+    """Stage: a CORS preflight (or a bare OPTIONS) is answered here, without a body."""
+    if x.method != "OPTIONS":
+        return None
+    return 204, CORS_PREFLIGHT if x.site.authorizer.writes_enabled else CORS_PREFLIGHT_READ_ONLY
+
+
+def query_encoding(x: Exchange) -> Early | None:
+    """Stage: 400 for a query string whose percent-encoded bytes are not UTF-8.
+
+    Werkzeug keeps undecodable '%FF' as literal text, so a bad code would be looked up as
+    the string '%FF'; naming the parameter is more useful to the client.
+    """
+    query = x.environ.get("QUERY_STRING", "")
+    if query.isascii() and "%" not in query:
+        return None
+    raw = query.encode("latin-1")  # the bytes as sent (WSGI strings are latin-1)
+    try:
+        unquote_to_bytes(raw).decode("utf-8")  # every percent-escape decoded at once
+    except UnicodeDecodeError:
+        for pair in raw.decode("latin-1").split("&"):
+            name, _, value = pair.partition("=")
+            try:
+                unquote_plus(name, errors="strict")
+                unquote_plus(value, errors="strict")
+            except UnicodeDecodeError:
+                shown = unquote_plus(name, errors="replace")
+                raise BadRequest(f"The query parameter '{shown}' is not valid UTF-8 once "
+                                 "percent-decoded", expression=shown) from None
+        raise BadRequest("The query string is not valid UTF-8") from None
+    return None
+
+
+def request_id_header(x: Exchange) -> None:
+    """Stage: X-Request-Id on every answer."""
+    x.headers["X-Request-Id"] = x.request_id
+
+
+def access_log(x: Exchange) -> None:
+    """Stage: one JSON access-log line (`"cache": "hit"` when the response cache answered)."""
+    if not access_log_lines.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, Any] = {
+        "request_id": x.request_id, "method": x.method, "path": x.path, "status": x.status,
+        "duration_ms": round((time.perf_counter() - x.started) * 1000, 2),
+    }
+    if x.cached:
+        fields["cache"] = "hit"
+    access_log_lines.info(f"{x.method} {x.path} {x.status}", extra={"fields": fields})
+
+
+def forget_request_id(x: Exchange) -> None:
+    """Stage (teardown): later log lines of this thread belong to no request."""
+    log_request_id.set("")
