@@ -173,7 +173,7 @@ def _check_cpt(databases: list[Path]) -> int:
 
 def cmd_import_cpt(args: argparse.Namespace) -> int:
     """Import an AMA CPT release folder into a SQLite database and print the import report."""
-    from terminology.cpt.ama_import import AmaImportError, import_release_to_db
+    from terminology.cpt.ama.importer import AmaImportError, import_release_to_db
 
     started = time.monotonic()
     try:

@@ -55,7 +55,7 @@ def client(app: Any) -> Any:
 @pytest.fixture(scope="session")
 def full_cpt_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full-size synthetic CPT release (11,000 codes, 71 modifiers) imported to a database."""
-    from terminology.cpt.ama_import import import_to_db
+    from terminology.cpt.ama.importer import import_to_db
     from terminology.cpt.synthetic import write_synthetic_release
 
     base = tmp_path_factory.mktemp("full-cpt")

@@ -1,6 +1,6 @@
 """Everything that knows AMA CPT, and nothing else.
 
-CPT support is six pieces:
+CPT support is these pieces:
 - release.py: the release model (concepts, designations, properties) and tx.fhir.org's
   SQLite format (tables Information, Concepts, Designations, Properties), read and written;
 - provider.py: `CptProvider`, the CodeSystemProvider over a release (a database or the
@@ -10,8 +10,11 @@ CPT support is six pieces:
 - facets.py: the imaging facets (modality, body region, contrast) derived from descriptors;
 - concept_maps.py: the ConceptMaps derived from the facets at load (contrast alternatives,
   CPT to DICOM modality), registered by terminology.content like any other ConceptMap;
-- ama_import.py and synthetic.py: AMA distribution files -> a release database, and the
-  generator of a full-size synthetic release for tests and benchmarks.
+- ama/ (importer.py, files.py, modul.py, report.py): AMA distribution files -> a release
+  database, with the import report; check.py: `terminology check --cpt`;
+- shared.py: releases loaded together share their unchanged concepts;
+- synthetic.py and synthetic_history.py: the generators of a full-size synthetic release,
+  and of successive releases with their changes, for tests and benchmarks.
 
 The rest of the server reaches CPT only through the provider (chosen in
 terminology.content) and the CLI (`terminology import-cpt`).

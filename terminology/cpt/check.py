@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from terminology.cpt.import_report import ImportReport
+from terminology.cpt.ama.report import ImportReport
 from terminology.cpt.provider import CptProvider, database_resource
 from terminology.cpt.release import CptDataError, CptRelease, read_cpt_db
 from terminology.cpt.rules import CODE_FORM, MODIFIER_FORM

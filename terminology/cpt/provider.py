@@ -171,7 +171,7 @@ class CptProvider:
     case_sensitive = True
     hierarchical = False
     unclosed = True
-    release_history = True  # unknown codes name the other releases that have them (operations.history)
+    release_history = True  # unknown codes name the other releases that have them (operations.releases.history)
     unclosed_reason = UNCLOSED_REASON
     lookup_copyright = LOOKUP_COPYRIGHT  # the setting cpt_copyright, set at load
 

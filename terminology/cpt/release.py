@@ -1,7 +1,7 @@
 """The in-memory CPT release model and the tx.fhir.org SQLite format it is stored in.
 
 A `CptRelease` is what every CPT source becomes: the AMA distribution files (see
-`terminology.cpt.ama_import`), a tx.fhir.org-format database, or a FHIR CodeSystem resource.
+`terminology.cpt.ama.importer`), a tx.fhir.org-format database, or a FHIR CodeSystem resource.
 The database schema is the one tx.fhir.org loads its licensed CPT from:
 
     Information  (name PK, value)                  ('version', V)

@@ -133,7 +133,7 @@ def write_release_history(dest: Path, versions: list[str], n_codes: int = 11000,
         ordered = [codes[c] for c in sorted(codes)]
         synthetic.write_release_files(dest / version, ordered, seed)
         if databases:
-            from terminology.cpt.ama_import import import_to_db
+            from terminology.cpt.ama.importer import import_to_db
             import_to_db(dest / version, version, dest / f"cpt-{version}.db")
     changes = {"releases": versions, "changes": [c.as_json() for c in history]}
     (dest / CHANGES_FILE).write_text(json.dumps(changes, indent=1, ensure_ascii=False))

@@ -11,14 +11,14 @@ from __future__ import annotations
 from terminology.operations.batch import handle_batch_validate
 from terminology.operations.compare import handle_compare
 from terminology.operations.context import Handler, OperationContext
-from terminology.operations.diff import handle_cs_diff
 from terminology.operations.expand import handle_expand
 from terminology.operations.lookup import handle_lookup
+from terminology.operations.releases.cs_diff import handle_cs_diff
+from terminology.operations.releases.vs_diff import handle_vs_diff
 from terminology.operations.signatures import checked
 from terminology.operations.subsumes import handle_subsumes
 from terminology.operations.translate import handle_translate
 from terminology.operations.validate import handle_cs_validate, handle_vs_validate
-from terminology.operations.vs_diff import handle_vs_diff
 
 # (resource type, operation name) -> handler. Operation modules add their entries here.
 HANDLERS: dict[tuple[str, str], Handler] = {

@@ -6,7 +6,7 @@ from typing import Any
 
 from terminology.errors import NotFound
 from terminology.operations.context import OperationContext
-from terminology.operations.history import code_history
+from terminology.operations.releases.history import code_history
 from terminology.params import LookupRequest, lookup_request
 from terminology.providers.base import CodeSystemProvider, Concept, Prop
 from terminology.registry import Registry

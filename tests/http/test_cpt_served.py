@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from terminology.content import load_content
-from terminology.cpt.ama_import import import_to_db
+from terminology.cpt.ama.importer import import_to_db
 from terminology.cpt.synthetic import modifier_count, write_synthetic_release
 from terminology.http.app import create_app
 from terminology.settings import Settings

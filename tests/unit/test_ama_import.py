@@ -1,4 +1,4 @@
-"""Importing an AMA CPT distribution (terminology.cpt.ama_import) and the synthetic generator."""
+"""Importing an AMA CPT distribution (terminology.cpt.ama.importer) and the synthetic generator."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from terminology.cpt.ama_import import AmaImportError, import_ama_release, import_to_db
+from terminology.cpt.ama.importer import AmaImportError, import_ama_release, import_to_db
 from terminology.cpt.release import CptRelease, read_cpt_db
 from terminology.cpt.synthetic import (
     SYNTHETIC_MODIFIERS,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from terminology.cli import main as cli_main
-from terminology.cpt.ama_import import AmaImportError, import_ama_release, import_to_db
+from terminology.cpt.ama.importer import AmaImportError, import_ama_release, import_to_db
 from terminology.cpt.release import read_cpt_db
 
 from .test_ama_import import HEADER, LONG, import_error, import_with, release_files, write_release

@@ -1,4 +1,4 @@
-"""MODUL.txt as the AMA lays it out (terminology.cpt.ama_modul), the import report and
+"""MODUL.txt as the AMA lays it out (terminology.cpt.ama.modul), the import report and
 `import-cpt --strict`.
 
 The layouts here are written from the AMA's published description of Appendix A (a title and
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from terminology.cli import main as cli_main
-from terminology.cpt.ama_files import AmaImportError
-from terminology.cpt.ama_import import import_ama_release, import_release
-from terminology.cpt.ama_modul import heading_kind, read_modul
+from terminology.cpt.ama.files import AmaImportError
+from terminology.cpt.ama.importer import import_ama_release, import_release
+from terminology.cpt.ama.modul import heading_kind, read_modul
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.synthetic import SYNTHETIC_MODIFIERS, modifier_display, write_synthetic_release
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from terminology.cli import main as cli_main
-from terminology.cpt.ama_import import import_to_db
+from terminology.cpt.ama.importer import import_to_db
 from terminology.cpt.synthetic import modifier_count, write_synthetic_release
 
 CODES = 200

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.conceptmap import ConceptMap
 
-from terminology.cpt.ama_import import import_ama_release
+from terminology.cpt.ama.importer import import_ama_release
 from terminology.cpt.concept_maps import (
     DICOM_BY_FACET,
     contrast_alternatives_map,

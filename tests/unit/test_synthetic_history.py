@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from terminology.cpt.ama_import import import_ama_release
+from terminology.cpt.ama.importer import import_ama_release
 from terminology.cpt.synthetic_history import parse_range, read_changes, write_release_history
 
 

@@ -38,7 +38,7 @@ OPERATION_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "compare": {"thisUrl": STRING, "thisVersion": STRING, "otherUrl": STRING,
                 "otherVersion": STRING, "valueSetVersion": STRING, "diagnostics": BOOLEAN,
                 "version-policy": {"type": "string", "enum": ["as-needed", "always", "never"]}},
-    # this server's CodeSystem/$diff and ValueSet/$diff (terminology.operations.diff, vs_diff)
+    # this server's CodeSystem/$diff and ValueSet/$diff (terminology.operations.releases.cs_diff, vs_diff)
     "diff": {"system": STRING, "from": STRING, "to": STRING, "url": STRING,
              "valueSetVersion": STRING, "filter": STRING, "count": COUNT, "offset": COUNT},
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from terminology.errors import FhirError, Issue, NotFound, Unprocessable
-from terminology.operations.history import code_history
+from terminology.operations.releases.history import code_history
 from terminology.operations.validate.displays import working_languages
 from terminology.operations.validate.infer import determine_system
 from terminology.operations.validate.messages import message, version_list
@@ -519,7 +519,7 @@ def unknown_code_message(provider: CodeSystemProvider, code: str) -> tuple[str, 
 def add_unknown_code(registry: Registry, op: Outcome, path: str, provider: CodeSystemProvider,
                      code: str) -> str:
     """Record the error for a code the provider does not hold, with the code's history in
-    the other loaded releases (operations.history) when it has one; the error's text."""
+    the other loaded releases (operations.releases.history) when it has one; the error's text."""
     mid, text = unknown_code_message(provider, code)
     history = code_history(registry, provider, code)
     if history is not None:

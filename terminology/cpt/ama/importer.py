@@ -32,7 +32,7 @@ Appendix P (optional): AppendixP.txt, or any .txt file whose name contains "Appe
 
 MODUL.txt (optional): CPT Appendix A, the modifiers, read as the AMA lays it out (the
     general list before the first heading, then the physical-status, cat-1, cat-2 and hcpcs
-    sections): the layout and its rules are in terminology/cpt/ama_modul.py.
+    sections): the layout and its rules are in terminology/cpt/ama/modul.py.
 
 Kinds of codes, by the fifth character
     digit   code    (Category I)
@@ -57,13 +57,13 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from terminology.cpt.ama_files import AmaImportError, Source, read_lines
+from terminology.cpt.ama.files import AmaImportError, Source, read_lines
 
 __all__ = ["AmaImportError", "import_ama_release", "import_release", "import_release_to_db",
            "import_to_db"]
-from terminology.cpt.ama_modul import read_modul
+from terminology.cpt.ama.modul import read_modul
+from terminology.cpt.ama.report import ImportReport
 from terminology.cpt.facets import derive_facets
-from terminology.cpt.import_report import ImportReport
 from terminology.cpt.release import CptConcept, CptRelease, write_cpt_db
 
 LONG = "LONGULT.txt"
@@ -413,7 +413,7 @@ def _add_facets(release: CptRelease) -> None:
 
 
 def _read_modifiers(src: Source, report: ImportReport) -> None:
-    """MODUL.txt (Appendix A, terminology.cpt.ama_modul): modifiers with display and kinds."""
+    """MODUL.txt (Appendix A, terminology.cpt.ama.modul): modifiers with display and kinds."""
     content = read_modul(src.name, read_lines(src))
     report.modul_read = True
     report.introduction_lines = content.introduction_lines

@@ -7,7 +7,7 @@ The value set is a stored or bundled one (`url`, `valueSetVersion`, or the insta
 /ValueSet/{id}/$diff) or sent inline (`valueSet`). Both expansions use the code system
 (`system`, CPT by default) at the version asked, whatever version an include names
 (force-system-version): rule-based and enumerated includes alike. The answer has the head and
-totals of CodeSystem/$diff (terminology.operations.diff), then one parameter per code of that
+totals of CodeSystem/$diff (terminology.operations.releases.cs_diff), then one parameter per code of that
 system whose membership or display changes:
 
 * `added`   parts `code`, `display`, `listed`: a rule now picks the code up;
@@ -27,8 +27,13 @@ from typing import Any
 from terminology.cpt import CPT_URL
 from terminology.errors import BadRequest
 from terminology.operations.context import OperationContext
-from terminology.operations.diff import Change, ReleaseDiff, page_parameters, required_text
 from terminology.operations.lookup import resolve_code_system
+from terminology.operations.releases.cs_diff import (
+    Change,
+    ReleaseDiff,
+    page_parameters,
+    required_text,
+)
 from terminology.params import ParamBag
 from terminology.providers.base import CodeSystemProvider
 from terminology.registry import Registry

@@ -51,7 +51,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from terminology.cpt.ama_files import AmaImportError
+from terminology.cpt.ama.files import AmaImportError
 
 KIND_ORDER = ("general", "cat-1", "physical-status", "cat-2", "hcpcs")
 CODE_FORMS = {
@@ -116,7 +116,7 @@ def read_modul(name: str, lines: list[str]) -> ModulContent:
     parser.close()
     if not parser.content.displays:
         raise AmaImportError(name, None, "no modifiers found (see the layout in "
-                             "terminology/cpt/ama_modul.py)")
+                             "terminology/cpt/ama/modul.py)")
     return parser.content
 
 
