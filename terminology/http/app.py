@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, unquote_to_bytes
 
@@ -62,6 +61,7 @@ from terminology.http.response_cache import ResponseCache
 from terminology.http.response_cache import install as install_response_cache
 from terminology.http.web import web as web_pages
 from terminology.http.writes import install_writes, read_headers
+from terminology.logs import AccessLog
 from terminology.logs import request_id as log_request_id
 from terminology.operations import HANDLERS
 from terminology.operations.metadata import capability_statement, terminology_capabilities, versions
@@ -72,7 +72,7 @@ from terminology.registry import Registry
 from terminology.settings import Settings
 
 log = logging.getLogger("terminology")
-access_log = logging.getLogger("terminology.access")
+access_log = AccessLog("terminology.access")  # logs.py: one JSON line per request, buffered
 FORM_TYPE = "application/x-www-form-urlencoded"
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported",
                     413: "too-costly", 414: "too-long", 415: "not-supported", 431: "too-long"}
@@ -394,21 +394,20 @@ def log_access(request_id: str, method: str, path: str, status: int, started: fl
     cache answered it), and its metrics."""
     seconds = time.perf_counter() - started
     metrics.record_request(path, status, seconds)
-    if access_log.isEnabledFor(logging.INFO):
-        fields: dict[str, Any] = {
-            "request_id": request_id, "method": method, "path": path, "status": status,
-            "duration_ms": round(seconds * 1000, 2),
-        }
-        if cached:
-            fields["cache"] = "hit"
-        access_log.info(f"{method} {path} {status}", extra={"fields": fields})
+    fields: dict[str, Any] = {
+        "request_id": request_id, "method": method, "path": path, "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+    }
+    if cached:
+        fields["cache"] = "hit"
+    access_log.write(f"{method} {path} {status}", fields)
 
 
 def _request_id(sent: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, else a new one."""
     if sent and len(sent) <= 200 and sent.isprintable():
         return sent
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def error_response(exc: Exception) -> Response:

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote, unquote_to_bytes
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from werkzeug.datastructures import MIMEAccept
@@ -61,13 +61,13 @@ def _query_pairs(query: str) -> list[tuple[str, str]] | None:
     """The query's (name, value) pairs in the order `request.args.items(multi=True)` gives
     them (grouped by name, names in first-seen order); None when the query is not valid
     UTF-8 once percent-decoded (Flask answers that with its 400)."""
-    if "%" in query:
-        try:
-            unquote_to_bytes(query).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
     grouped: dict[str, list[str]] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    try:  # strict: a name or value whose escapes are not UTF-8 (separators are ASCII, so
+        # this is the same as decoding the whole query)
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    for name, value in pairs:
         grouped.setdefault(name, []).append(value)
     return [(name, value) for name, values in grouped.items() for value in values]
 
@@ -84,6 +84,15 @@ class OperationDispatch:
         self.settings = settings
         self.request_id = request_id
         self.log_access = log_access
+        self._last_modified: tuple[float, str] = (-1.0, "")  # the last one as an HTTP date
+
+    def last_modified_header(self) -> str:
+        """Last-Modified: the content's time as an HTTP date, formatted once per change."""
+        when = self.last_modified()
+        known = self._last_modified
+        if known[0] != when:
+            known = self._last_modified = (when, http_date(when))
+        return known[1]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = self.answer(environ)
@@ -94,7 +103,7 @@ class OperationDispatch:
             environ[CACHEABLE] = True  # the response cache keeps it, as for the Flask route
         headers = [("Content-Type", FHIR_JSON), ("Content-Length", str(len(body))), ("Vary", VARY)]
         if status == 200:  # the validators Flask's _finish sets (conditional.set_validators)
-            headers += [("ETag", strong_etag(body)), ("Last-Modified", http_date(self.last_modified()))]
+            headers += [("ETag", strong_etag(body)), ("Last-Modified", self.last_modified_header())]
             if self.settings.operation_cache_control:
                 headers.append(("Cache-Control", self.settings.operation_cache_control))
         start_response(_status_line(status), [

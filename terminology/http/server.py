@@ -117,7 +117,7 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
     # As gunicorn does: trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (the proxy),
     # so that base urls say https behind a TLS-terminating proxy.
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-    wrapped = wrap_wsgi_with_proxy_headers(app, trusted)
+    wrapped = forwarded_only(app, wrap_wsgi_with_proxy_headers(app, trusted))
     server = respawning_server_class()(
         "terminology.http.app:create_app",  # only named in logs: the loader below returns `app`
         address=settings.host,
@@ -141,6 +141,19 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
         return wrapped
 
     server.serve(target_loader=load_in_worker)
+
+
+def forwarded_only(app: Any, proxied: Any) -> Any:
+    """`proxied` (granian's X-Forwarded-* handling) for requests that carry X-Forwarded-For,
+    `app` for the others: granian's wrapper parses the client address of every request
+    (ipaddress, ~15 us) even when there is no forwarded header to trust or ignore."""
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if "HTTP_X_FORWARDED_FOR" in environ:
+            return proxied(environ, start_response)
+        return app(environ, start_response)
+
+    return wsgi
 
 
 def warm_up_paths(registry: Any) -> list[str]:
