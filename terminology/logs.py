@@ -36,6 +36,7 @@ request_id: ContextVar[str] = ContextVar("request_id", default="")
 SERVER_LOGGERS = ("_granian", "granian.access", "gunicorn.error", "gunicorn.access", "werkzeug")
 FLUSH_SECONDS = 0.2  # how long a buffered line may wait before it is written
 FLUSH_LINES = 256  # a batch this long is written at once
+ATOMIC_WRITE = 4096  # PIPE_BUF on Linux: a write this small to a pipe is never split
 
 
 class JsonFormatter(logging.Formatter):
@@ -135,13 +136,33 @@ class BufferedJsonHandler(logging.StreamHandler):  # type: ignore[type-arg,unuse
         self.acquire()
         try:
             stream = self.stream
-            stream.write(self.terminator.join(lines) + self.terminator)
-            if hasattr(stream, "flush"):
-                stream.flush()
+            for piece in pieces(lines, self.terminator):
+                stream.write(piece)
+                if hasattr(stream, "flush"):
+                    stream.flush()
         except Exception:  # noqa: BLE001  (a closed stream at exit: nothing left to tell)
             pass
         finally:
             self.release()
+
+
+def pieces(lines: list[str], terminator: str = "\n", size: int = ATOMIC_WRITE) -> list[str]:
+    """`lines` joined into writes of at most `size` bytes of whole lines (a longer line
+    alone): on a pipe, writes that small are atomic, so lines of workers sharing the
+    pipe never interleave."""
+    out: list[str] = []
+    batch: list[str] = []
+    length = 0
+    for line in lines:
+        n = (len(line) if line.isascii() else len(line.encode())) + len(terminator)
+        if batch and length + n > size:
+            out.append(terminator.join(batch) + terminator)
+            batch, length = [], 0
+        batch.append(line)
+        length += n
+    if batch:
+        out.append(terminator.join(batch) + terminator)
+    return out
 
 
 class AccessLog:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from werkzeug.test import EnvironBuilder
 
+from terminology.http.slow_clients import BodyDeadline
 from terminology.logs import dict_config
 from terminology.settings import Settings
 
@@ -108,6 +109,7 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
     import multiprocessing
 
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.utils.proxies import wrap_wsgi_with_proxy_headers
 
@@ -117,14 +119,16 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
     # As gunicorn does: trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (the proxy),
     # so that base urls say https behind a TLS-terminating proxy.
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-    wrapped = forwarded_only(app, wrap_wsgi_with_proxy_headers(app, trusted))
+    wrapped = guarded(forwarded_only(app, wrap_wsgi_with_proxy_headers(app, trusted)), settings)
     server = respawning_server_class()(
         "terminology.http.app:create_app",  # only named in logs: the loader below returns `app`
         address=settings.host,
         port=settings.port,
         interface=Interfaces.WSGI,
         workers=settings.workers,
-        blocking_threads=settings.threads,
+        # `threads` compute answers; `body_threads` more may wait for slow bodies (slow_clients.py)
+        blocking_threads=settings.threads + settings.body_threads,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=dict_config(settings.log_level),
         workers_kill_timeout=20,
@@ -141,6 +145,19 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
         return wrapped
 
     server.serve(target_loader=load_in_worker)
+
+
+def guarded(app: Any, settings: Settings) -> Any:
+    """`app` behind the body deadline (slow_clients.py): bodies read whole within
+    body_timeout by body_threads readers, at most `threads` requests computing at once."""
+    from terminology.http.app import log_access
+
+    def log_timeout(environ: dict[str, Any], seconds: float) -> None:
+        log_access(environ.get("HTTP_X_REQUEST_ID", ""), environ.get("REQUEST_METHOD", ""),
+                   environ.get("PATH_INFO", ""), 408, time.perf_counter() - seconds)
+
+    return BodyDeadline(app, settings.body_timeout, settings.body_threads, settings.threads,
+                        settings.max_body_bytes, log_timeout)
 
 
 def forwarded_only(app: Any, proxied: Any) -> Any:
