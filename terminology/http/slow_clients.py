@@ -25,6 +25,7 @@ for a reader and get the 408 (GETs are not affected). README.md says so.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -101,10 +102,9 @@ class HeldUntilRead:
         chunk = next(self.chunks, None)
         if chunk is not None:
             return chunk
-        try:
+        # a read that failed has let the body go too
+        with contextlib.suppress(Exception):
             self.reading.result()
-        except Exception:  # noqa: BLE001  (a read that failed has let the body go too)
-            pass
         raise StopIteration
 
 

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
