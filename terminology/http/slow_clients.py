@@ -66,7 +66,7 @@ def read_body(stream: Any, length: int | None, limit: int) -> bytes:
     """`length` bytes of `stream` (as many as arrive); a chunked body up to `limit` + 1
     bytes (one more than the app accepts, so that it answers the 413)."""
     if length is not None:
-        return stream.read(length)  # type: ignore[no-any-return]
+        return stream.read(length)
     chunks: list[bytes] = []
     size = 0
     while size <= limit and (chunk := stream.read(min(CHUNK, limit + 1 - size))):
