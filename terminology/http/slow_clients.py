@@ -28,9 +28,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -82,6 +83,45 @@ def timeout_outcome(seconds: float) -> bytes:
     return orjson.dumps(error.outcome())
 
 
+class Readers:
+    """Up to `size` daemon threads that run submitted reads (a thread pool that, unlike
+    concurrent.futures', never holds up the process's exit on a read that never ends)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.jobs: queue.SimpleQueue[tuple[Future[bytes], Callable[..., bytes], tuple[Any, ...]]] = (
+            queue.SimpleQueue())
+        self.lock = threading.Lock()
+        self.started = 0
+        self.idle = 0
+
+    def submit(self, read: Callable[..., bytes], *args: Any) -> Future[bytes]:
+        """`read(*args)` on a reader thread; its future."""
+        future: Future[bytes] = Future()
+        self.jobs.put((future, read, args))
+        with self.lock:
+            start = self.idle == 0 and self.started < self.size
+            if start:
+                self.started += 1
+        if start:
+            threading.Thread(target=self._run, name=f"body-reader-{self.started}", daemon=True).start()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                self.idle += 1
+            future, read, args = self.jobs.get()
+            with self.lock:
+                self.idle -= 1
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            try:
+                future.set_result(read(*args))
+            except BaseException as e:  # noqa: BLE001  (handed to the waiting request)
+                future.set_exception(e)
+
+
 class HeldUntilRead:
     """The 408 answer, sent at once, whose end waits for the reader to let the body go.
 
@@ -123,24 +163,15 @@ class BodyDeadline:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        """Fresh threads and gate in each worker (threads do not survive a fork)."""
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        """Fresh readers and gate in each worker (threads do not survive a fork)."""
+        self.pool = Readers(self.readers)
         self.gate = threading.BoundedSemaphore(self.computing)
-
-    def pool(self) -> ThreadPoolExecutor:
-        """This process's reader threads, started on first use."""
-        if self._pool is None:
-            with self._pool_lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.readers, thread_name_prefix="body-reader")
-        return self._pool
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if has_body(environ):
             length = declared_length(environ)
             if length is None or length <= self.limit:  # larger: the app's 413, unread
-                future: Future[bytes] = self.pool().submit(
+                future = self.pool.submit(
                     read_body, environ["wsgi.input"], length, self.limit)
                 try:
                     body = future.result(timeout=self.timeout)
