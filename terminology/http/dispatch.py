@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import orjson
 from werkzeug.datastructures import MIMEAccept
@@ -29,7 +29,7 @@ from terminology.errors import FhirError
 from terminology.http import metrics
 from terminology.http.conditional import strong_etag
 from terminology.http.negotiation import EVERY_ANSWER_HEADERS, FHIR_JSON, JSON, VARY, negotiate
-from terminology.http.response_cache import CACHEABLE
+from terminology.http.response_cache import BYPASS_PARAMS, CACHEABLE
 from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import bag_from_query
@@ -46,29 +46,41 @@ def _status_line(code: int) -> str:
     return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"
 
 
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    """The request headers as `dict(flask.request.headers)` gives them."""
+def _headers(environ: dict[str, Any]) -> tuple[dict[str, str], int]:
+    """The request headers as `dict(flask.request.headers)` gives them, and their size as
+    app._check_sizes counts it (names and values of the HTTP_ keys), in one pass."""
     out: dict[str, str] = {}
+    size = 0
     for key, value in environ.items():
-        if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-            out[key[5:].replace("_", "-").title()] = value
+        if key[:5] == "HTTP_":
+            size += len(key) + len(str(value))
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                out[key[5:].replace("_", "-").title()] = value
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             out[key.replace("_", "-").title()] = value
-    return out
+    return out, size
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]] | None:
     """The query's (name, value) pairs in the order `request.args.items(multi=True)` gives
     them (grouped by name, names in first-seen order); None when the query is not valid
-    UTF-8 once percent-decoded (Flask answers that with its 400)."""
+    UTF-8 once percent-decoded (Flask answers that with its 400). Split as parse_qsl(query,
+    keep_blank_values=True, errors="strict") does; a name or value is decoded only when
+    it has a '+' or a '%' (the strict decoding of each piece is the same as of the whole
+    query, since the separators are ASCII)."""
     grouped: dict[str, list[str]] = {}
-    try:  # strict: a name or value whose escapes are not UTF-8 (separators are ASCII, so
-        # this is the same as decoding the whole query)
-        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    try:
+        for piece in query.split("&"):
+            if not piece:
+                continue
+            name, _, value = piece.partition("=")
+            if "+" in name or "%" in name:
+                name = unquote(name.replace("+", " "), errors="strict")
+            if "+" in value or "%" in value:
+                value = unquote(value.replace("+", " "), errors="strict")
+            grouped.setdefault(name, []).append(value)
     except UnicodeDecodeError:
         return None
-    for name, value in pairs:
-        grouped.setdefault(name, []).append(value)
     return [(name, value) for name, values in grouped.items() for value in values]
 
 
@@ -120,19 +132,19 @@ class OperationDispatch:
         match = TYPE_OPERATION.fullmatch(path)
         if match is None or not path.isascii() or not query.isascii():
             return None
-        if len(path) + len(query) > self.settings.max_url_bytes or sum(
-                len(k) + len(str(v)) for k, v in environ.items()
-                if k.startswith("HTTP_")) > self.settings.max_header_bytes:
+        headers, header_bytes = _headers(environ)
+        if len(path) + len(query) > self.settings.max_url_bytes or (
+                header_bytes > self.settings.max_header_bytes):
             return None  # Flask answers the 414 / 431
         handler = HANDLERS.get((match.group(1), match.group(2)))
-        decoded = unquote(query)
-        if handler is None or "tx-resource" in decoded or "cache-id" in decoded:
-            return None  # request-scoped content: Flask's route scopes the registry
-        started = time.perf_counter()
-        rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
-        pairs = _query_pairs(query)
-        if pairs is None:
+        if handler is None:
             return None
+        started = time.perf_counter()
+        pairs = _query_pairs(query)
+        if pairs is None or any(any(word in text for word in BYPASS_PARAMS)
+                                for pair in pairs for text in pair):
+            return None  # request-scoped content: Flask's route scopes the registry
+        rid = self.request_id(environ.get("HTTP_X_REQUEST_ID"))
         fmt = next((v for k, v in pairs if k == "_format"), None)
         accept = environ.get("HTTP_ACCEPT")
         try:
@@ -143,7 +155,7 @@ class OperationDispatch:
             return None  # Flask's route answers the 406 in its own format
         try:
             ctx = OperationContext(self.registry(), bag_from_query(pairs), self.settings, None,
-                                   environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
+                                   environ.get("HTTP_ACCEPT_LANGUAGE"), headers)
             with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):
                 body = handler(ctx)
             if match.group(2) == "expand":
