@@ -151,7 +151,7 @@ def first_counts(base: str, log: Path) -> dict[str, Any]:
             ms, body = get(base, path)
             times.append(ms)
             total = body["expansion"]["total"]
-        time.sleep(0.5)  # the access lines are written within 0.2 s (logs.py)
+        time.sleep(0.5)  # the access lines are written within 0.1 s (logs.py)
         text = log.read_bytes()[start:].decode(errors="replace")
         server = [float(m) for m in re.findall(r'"path":"/fhir/ValueSet/\$expand".*?"duration_ms":([\d.]+)', text)]
         out[name] = {"client_ms": times, "server_ms": server, "total": total}
@@ -171,7 +171,7 @@ def first_posts(base: str, log: Path) -> dict[str, Any]:
         ms, answer = get(base, "/fhir/ValueSet/$expand", body)
         times.append(ms)
         total = answer["expansion"]["total"]
-    time.sleep(0.5)  # the access lines are written within 0.2 s (logs.py)
+    time.sleep(0.5)  # the access lines are written within 0.1 s (logs.py)
     text = log.read_bytes()[start:].decode(errors="replace")
     server = [float(m) for m in re.findall(r'"method":"POST","path":"/fhir/ValueSet/\$expand".*?"duration_ms":([\d.]+)', text)]
     return {"inline VS count=0 all CPT (POST)": {"client_ms": times, "server_ms": server, "total": total}}
@@ -233,7 +233,7 @@ def measure(base: str, raw: str, targets: list[tuple[str, str | None, str | None
         start = log.stat().st_size
         result: dict[str, Any] = dict(run_wrk(base + "/", seconds, connections, args.threads,
                                               ["-s", str(script)]))
-        time.sleep(0.3)  # the last access lines are written within 0.2 s (logs.py)
+        time.sleep(0.3)  # the last access lines are written within 0.1 s (logs.py)
         hits, total = cache_hits(log, start)
         result["cache_hit_ratio"] = round(hits / total, 3) if total else None
         return result

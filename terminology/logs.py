@@ -7,13 +7,13 @@ installs it on the root logger; `dict_config` is the same as a logging.config di
 which the launcher hands to granian (its workers apply it after forking) so that granian's
 own lines are JSON too.
 
-Lines are written through `BufferedJsonHandler`: a record is formatted in the thread that
-logs it but written to the stream in batches, by a flusher thread at most FLUSH_SECONDS
-later (at once for warnings and errors, and at exit), so a request does not pay for a
-write() and a flush() of its own. `AccessLog` writes the access line of each request: the
-same JSON object the formatter writes, built directly (no LogRecord, no caller lookup)
-whenever the only handler it reaches is that buffered JSON handler, and through `logging`
-otherwise (a test capturing records, an operator's own handler).
+Lines are written through `BufferedJsonHandler`. `AccessLog` writes the access line of each
+request: the same JSON object the formatter writes, built directly (no LogRecord, no caller
+lookup) whenever the only handler it reaches is that handler, and through `logging`
+otherwise (a test capturing records, an operator's own handler). Access lines are written
+in batches by a flusher thread, at most FLUSH_SECONDS after the request (and at exit), so a
+request does not pay for a write() and a flush() of its own; every other record is
+written at once, with the access lines waiting before it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import orjson
 request_id: ContextVar[str] = ContextVar("request_id", default="")
 # Loggers of the WSGI servers, routed to the same JSON handler.
 SERVER_LOGGERS = ("_granian", "granian.access", "gunicorn.error", "gunicorn.access", "werkzeug")
-FLUSH_SECONDS = 0.2  # how long a buffered line may wait before it is written
+FLUSH_SECONDS = 0.1  # how long a buffered access line may wait before it is written
 FLUSH_LINES = 256  # a batch this long is written at once
 ATOMIC_WRITE = 4096  # PIPE_BUF on Linux: a write this small to a pipe is never split
 
@@ -77,10 +77,9 @@ def timestamp(created: float) -> str:
 
 
 class BufferedJsonHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
-    """A StreamHandler that writes lines in batches from a flusher thread (FLUSH_SECONDS).
-
-    Warnings and errors are written at once, with whatever waits before them; what is
-    buffered is written at exit and by `flush()`. Safe across fork: a child starts with an
+    """A StreamHandler whose access lines (`write_line`) are written in batches from a
+    flusher thread (FLUSH_SECONDS); records (`emit`) are written at once, with whatever
+    waits before them; what is buffered is written at exit and by `flush()`. Safe across fork: a child starts with an
     empty buffer (the parent writes its own) and its own flusher thread.
     """
 
@@ -103,7 +102,7 @@ class BufferedJsonHandler(logging.StreamHandler):  # type: ignore[type-arg,unuse
         except Exception:  # noqa: BLE001  (as logging does: report, never raise)
             self.handleError(record)
             return
-        self.write_line(line, urgent=record.levelno >= logging.WARNING)
+        self.write_line(line, urgent=True)  # only access lines (write_line) wait for a batch
 
     def write_line(self, line: str, urgent: bool = False) -> None:
         """Queue one formatted line; written within FLUSH_SECONDS (at once when urgent)."""
