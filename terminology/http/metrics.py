@@ -144,6 +144,12 @@ class PendingCounts:
             time.sleep(FLUSH_SECONDS)
             self.flush()
 
+    def discard(self) -> None:
+        """Forget what is pending (a worker's warm-up requests, which are not counted)."""
+        with self.lock:
+            self.requests = {}
+            self.cache = [0, 0]
+
     def flush(self) -> None:
         """Write everything pending to the metric values (and the multiprocess files)."""
         with self.lock:

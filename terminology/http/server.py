@@ -14,6 +14,7 @@ import orjson
 from werkzeug.test import EnvironBuilder
 
 from terminology.content import prepare_request_models
+from terminology.http import metrics
 from terminology.http.slow_clients import BodyDeadline
 from terminology.logs import dict_config
 from terminology.settings import Settings
@@ -224,7 +225,7 @@ def warm_up_posts(registry: Any) -> list[tuple[str, bytes]]:
 
 def warm_up(app: Any) -> None:
     """Answer warm_up_paths() and warm_up_posts() once in this process, without access-log
-    lines; never fails."""
+    lines or request counts; never fails."""
     access = logging.getLogger("terminology.access")
     was = access.disabled
     access.disabled = True
@@ -242,3 +243,4 @@ def warm_up(app: Any) -> None:
         logging.getLogger("terminology").debug("worker warm-up failed", exc_info=True)
     finally:
         access.disabled = was
+        metrics.PENDING.discard()  # nor are they counted in the metrics

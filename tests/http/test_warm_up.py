@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from terminology.http import metrics
 from terminology.http.server import warm_up, warm_up_paths, warm_up_posts
 from terminology.registry import Registry
 from tests.conftest import CPT_URL
@@ -41,6 +42,7 @@ def test_warm_up_of_the_full_release_uses_cpt(full_registry: Registry) -> None:
 def test_warm_up_writes_no_access_log_line(app: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="terminology.access"):
         warm_up(app)
+        assert not metrics.PENDING.requests  # nor counts its requests
         assert not [r for r in caplog.records if r.name == "terminology.access"]
         app.test_client().get("/healthz")
     assert [r for r in caplog.records if r.name == "terminology.access"]
