@@ -10,8 +10,11 @@ code's display) and ValueSet `$validate-code` (base codes in the all-base-codes 
 with random word prefixes (count=20, exact total), `count=0` of all CPT and of a facet
 filter. With the cache on: the same random codes, and a skewed (Zipf, s = 1) mix whose cache
 hit ratio is read from the server's access log. Each figure is the median over the rounds,
-with its ratio to the `/healthz` floor of the same round. It also measures the first
-`count=0` answers of a fresh server, one CodeableConcept of 30,000 codings and one compose
+with its ratio to the raw floor of the same round: a trivial WSGI app returning a fixed
+small Parameters under granian with the same settings (raw_floor.py, its own server run at
+the same time); `/healthz` (Flask) is reported too. `$lookup` is also run at 16 connections
+(p99). It also measures the first `count=0` answers and the first POSTs of an inline value
+set (count=0 over all CPT) of a fresh server, one CodeableConcept of 30,000 codings and one compose
 of 10,000 single-code includes, the time from start to `/readyz` and each process's memory.
 """
 
@@ -23,6 +26,7 @@ import os
 import random
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,9 +100,12 @@ def request_lists(db: Path, rng: random.Random) -> dict[str, list[str]]:
 
 COUNT_ALL = f"/fhir/ValueSet/$expand?url={Q(HL7_VS + '/cpt-all')}&count=0"
 COUNT_FACET = f"/fhir/ValueSet/$expand?url={Q(ORDER_SETS + '/spine-ct')}&count=0"
+RAW_FLOOR = "raw floor (trivial WSGI app)"
 TARGETS_OFF = [
-    ("healthz (floor)", None, "/healthz"),
+    (RAW_FLOOR, None, "/"),
+    ("healthz (Flask)", None, "/healthz"),
     ("$lookup, random code", "lookup", None),
+    ("$lookup, random code, 16 connections", "lookup", None),
     ("CS $validate-code, random code + display", "cs_validate", None),
     ("VS $validate-code, cpt-base (modifier=false)", "vs_base", None),
     ("VS $validate-code, facet filter VS", "vs_facet", None),
@@ -107,7 +114,8 @@ TARGETS_OFF = [
     ("$expand spine-ct (facets) count=0", None, COUNT_FACET),
 ]
 TARGETS_ON = [
-    ("healthz (floor)", None, "/healthz"),
+    (RAW_FLOOR, None, "/"),
+    ("healthz (Flask)", None, "/healthz"),
     ("$lookup, random code (cache on)", "lookup", None),
     ("$lookup, Zipf mix (cache on)", "zipf", None),
 ]
@@ -143,10 +151,30 @@ def first_counts(base: str, log: Path) -> dict[str, Any]:
             ms, body = get(base, path)
             times.append(ms)
             total = body["expansion"]["total"]
+        time.sleep(0.5)  # the access lines are written within 0.1 s (logs.py)
         text = log.read_bytes()[start:].decode(errors="replace")
         server = [float(m) for m in re.findall(r'"path":"/fhir/ValueSet/\$expand".*?"duration_ms":([\d.]+)', text)]
         out[name] = {"client_ms": times, "server_ms": server, "total": total}
     return out
+
+
+def first_posts(base: str, log: Path) -> dict[str, Any]:
+    """The first POSTs of a fresh server: an inline value set of all CPT, count=0, three
+    on fresh connections (so both workers answer some), client and server (access log) ms."""
+    body = json.dumps({"resourceType": "Parameters", "parameter": [
+        {"name": "valueSet", "resource": {"resourceType": "ValueSet", "status": "active",
+                                          "compose": {"include": [{"system": CPT}]}}},
+        {"name": "count", "valueInteger": 0}]}).encode()
+    start = log.stat().st_size
+    times, total = [], None
+    for _ in range(3):
+        ms, answer = get(base, "/fhir/ValueSet/$expand", body)
+        times.append(ms)
+        total = answer["expansion"]["total"]
+    time.sleep(0.5)  # the access lines are written within 0.1 s (logs.py)
+    text = log.read_bytes()[start:].decode(errors="replace")
+    server = [float(m) for m in re.findall(r'"method":"POST","path":"/fhir/ValueSet/\$expand".*?"duration_ms":([\d.]+)', text)]
+    return {"inline VS count=0 all CPT (POST)": {"client_ms": times, "server_ms": server, "total": total}}
 
 
 def big_requests(base: str, codes: list[tuple[str, str]]) -> dict[str, Any]:
@@ -185,7 +213,7 @@ def cache_hits(log: Path, start: int) -> tuple[int, int]:
     return sum('"cache":"hit"' in line for line in ops), len(ops)
 
 
-def measure(base: str, targets: list[tuple[str, str | None, str | None]], lists: dict[str, list[str]],
+def measure(base: str, raw: str, targets: list[tuple[str, str | None, str | None]], lists: dict[str, list[str]],
             args: argparse.Namespace, tmp: Path, log: Path) -> list[dict[str, Any]]:
     """Every target `rounds` times, interleaved; medians and ratios to the floor."""
     script = tmp / "random.lua"
@@ -196,24 +224,26 @@ def measure(base: str, targets: list[tuple[str, str | None, str | None]], lists:
         files[listed].write_text("\n".join(paths) + "\n")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in targets}
 
-    def once(key: str | None, path: str | None, seconds: float) -> dict[str, Any]:
+    def once(name: str, key: str | None, path: str | None, seconds: float) -> dict[str, Any]:
+        connections = 16 if "16 connections" in name else args.connections
         if key is None:
             assert path is not None
-            return run_wrk(base + path, seconds, args.connections, args.threads)
+            return run_wrk((raw if name == RAW_FLOOR else base) + path, seconds, connections, args.threads)
         os.environ["TX_BENCH_PATHS"] = str(files[key])
         start = log.stat().st_size
-        result: dict[str, Any] = dict(run_wrk(base + "/", seconds, args.connections, args.threads,
+        result: dict[str, Any] = dict(run_wrk(base + "/", seconds, connections, args.threads,
                                               ["-s", str(script)]))
+        time.sleep(0.3)  # the last access lines are written within 0.1 s (logs.py)
         hits, total = cache_hits(log, start)
         result["cache_hit_ratio"] = round(hits / total, 3) if total else None
         return result
 
     for name, key, path in targets:
-        check(base, name, path or lists[key or ""][0])
-        once(key, path, args.warmup)
+        check(raw if name == RAW_FLOOR else base, name, path or lists[key or ""][0])
+        once(name, key, path, args.warmup)
     for r in range(args.rounds):
         for name, key, path in targets:
-            result = once(key, path, args.duration)
+            result = once(name, key, path, args.duration)
             runs[name].append(result)
             print(f"  round {r + 1}/{args.rounds} {name:48s} {result['rps']:9.0f} req/s "
                   f"p50 {result['p50']:.2f} ms", flush=True)
@@ -246,16 +276,39 @@ def serve(args: argparse.Namespace, cache: bool, lists: dict[str, list[str]],
     ready_s = round(time.monotonic() - started, 2)
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"load-server-{os.getpid()}.log"  # start_server's
     out: dict[str, Any] = {"cache": cache, "start_to_ready_s": ready_s}
+    raw_port = free_port()
+    raw_proc = start_raw_floor(raw_port, tmp)
     try:
         if not cache:
+            out["first_posts"] = first_posts(base, log)
             out["first_counts"] = first_counts(base, log)
             out["big_requests"] = big_requests(base, codes)
-        out["figures"] = measure(base, TARGETS_ON if cache else TARGETS_OFF, lists, args, tmp, log)
+        out["figures"] = measure(base, f"http://127.0.0.1:{raw_port}", TARGETS_ON if cache else TARGETS_OFF,
+                                 lists, args, tmp, log)
         out["memory_mib"] = {("main" if pid == proc.pid else f"worker {pid}"): memory_mib(pid)
                              for pid in process_tree(proc.pid)}
     finally:
         stop_server(proc)
+        stop_server(raw_proc)
     return out
+
+
+def start_raw_floor(port: int, tmp: Path) -> subprocess.Popen[bytes]:
+    """raw_floor.py's server on `port` (its own log in `tmp`), once it answers."""
+    with (tmp / "raw-floor.log").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "raw_floor.py", "--port", str(port)],
+                                cwd=Path(__file__).resolve().parent, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    stop_server(proc)
+    raise SystemExit("the raw floor server did not answer")
 
 
 def print_run(run: dict[str, Any]) -> None:
@@ -266,7 +319,7 @@ def print_run(run: dict[str, Any]) -> None:
         hits = "" if f["cache_hit_ratio"] is None else f"{f['cache_hit_ratio']:.2f}"
         print(f"{f['name']:48s} {f['rps']:8d} {f['p50_ms']:7.2f} {f['p99_ms']:7.2f} "
               f"{f['x_floor']:7.2f} {hits:>5s}")
-    for key in ("first_counts", "big_requests"):
+    for key in ("first_posts", "first_counts", "big_requests"):
         for name, v in run.get(key, {}).items():
             print(f"{name}: {v}")
     print("memory (MiB): " + "; ".join(f"{k} rss {m.get('rss', 0):.1f} pss {m.get('pss', 0):.1f}"

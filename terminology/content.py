@@ -324,6 +324,37 @@ _TX_LOCK = threading.Lock()
 _TX_MEMO_SIZE = 256
 
 
+# One resource of each type a request may carry (tx-resource, valueSet, codeSystem...), with
+# the elements requests use, so that validating them builds every part of the models.
+_MODEL_SAMPLES: tuple[dict[str, Any], ...] = (
+    {"resourceType": "ValueSet", "status": "active", "compose": {
+        "include": [{"system": "urn:x", "version": "1", "concept": [{"code": "a", "designation": [
+            {"language": "en", "use": {"code": "d"}, "value": "A"}]}],
+            "filter": [{"property": "p", "op": "=", "value": "v"}]}],
+        "exclude": [{"valueSet": ["urn:y"]}]},
+     "expansion": {"timestamp": "2026-01-01T00:00:00Z", "total": 1,
+                   "contains": [{"system": "urn:x", "code": "a"}]}},
+    {"resourceType": "CodeSystem", "status": "active", "content": "complete", "url": "urn:x",
+     "property": [{"code": "p", "type": "string"}],
+     "concept": [{"code": "a", "display": "A", "property": [{"code": "p", "valueString": "v"}],
+                  "concept": [{"code": "b"}]}]},
+    {"resourceType": "ConceptMap", "status": "active", "group": [
+        {"source": "urn:x", "target": "urn:y",
+         "element": [{"code": "a", "target": [{"code": "b", "equivalence": "equivalent"}]}]}]},
+)
+
+
+def prepare_request_models() -> None:
+    """Build the fhir.resources models that validate resources sent with requests.
+
+    Importing fhir.resources and building a model's validator takes 1-2 s the first time
+    (about 0.1 ms per resource after): the production server calls this before its workers
+    fork, so that no worker's first POST pays for it, after a respawn or reload either.
+    """
+    for sample in _MODEL_SAMPLES:
+        _model_errors(sample, lenient=True)
+
+
 def request_resource(resource: dict[str, Any], where: str, label: str) -> Any:
     """Validate and index a resource sent with a request, once per distinct content.
 

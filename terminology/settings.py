@@ -100,6 +100,13 @@ class Settings:
     workers: int = setting(2, "worker processes (content is loaded once, before forking)",
                            minimum=1)
     threads: int = setting(4, "threads per worker", minimum=1)
+    # Slow clients (http/server/slow_clients.py): the production server bounds them by itself.
+    body_timeout: float = setting(10.0, "seconds a request body may take to arrive whole "
+                                  "(408 after)", minimum=0.1)
+    header_timeout: float = setting(10.0, "seconds a request's header block may take to "
+                                    "arrive (the connection is closed after)", minimum=1)
+    body_threads: int = setting(64, "threads per worker that wait for request bodies "
+                                "(stalled uploads wait there, not in the `threads`)", minimum=1)
     log_level: str = setting("info", "log level", choices=("debug", "info", "warning", "error"))
     cache_dir: Path | None = setting(
         None, "where hashes of validated content are remembered (unset: ~/.cache)")

@@ -21,6 +21,7 @@ import orjson
 import pytest
 import requests
 
+from terminology.http.metrics import FLUSH_SECONDS
 from tests.conftest import free_port, wait_ready
 
 VS_URL = "http://example.test/fhir/ValueSet/reloadable"
@@ -130,6 +131,8 @@ def test_metrics_count_a_known_request_mix_across_both_workers(server: Server) -
                             headers={"Connection": "close"}, timeout=10).status_code == 200
     assert requests.get(f"{server.root}/fhir/CodeSystem/$lookup", timeout=10,
                         params={"system": CPT, "code": "99999x"}).status_code == 404
+    # each worker writes its counts every FLUSH_SECONDS (and the access lines within 0.1 s)
+    time.sleep(FLUSH_SECONDS + 0.5)
     after = scrape(server.root)
 
     def delta(name: str, **labels: str) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import orjson
 from werkzeug.http import HTTP_STATUS_CODES
@@ -27,6 +27,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from terminology.errors import FhirError
 from terminology.http.exchange import DISPATCH, Exchange, HeaderList, Site
 from terminology.http.fhir.negotiation import FHIR_JSON, JSON
+from terminology.http.fhir.response_cache import BYPASS_PARAMS
 from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.operations import HANDLERS, OperationContext
 from terminology.params import bag_from_query
@@ -51,12 +52,26 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _query_pairs(query: str) -> list[tuple[str, str]]:
+def _query_pairs(query: str) -> list[tuple[str, str]] | None:
     """The query's (name, value) pairs in the order `request.args.items(multi=True)` gives
-    them (grouped by name, names in first-seen order)."""
+    them (grouped by name, names in first-seen order); None when the query is not valid
+    UTF-8 once percent-decoded (Flask answers that with its 400). Split as parse_qsl(query,
+    keep_blank_values=True, errors="strict") does; a name or value is decoded only when
+    it has a '+' or a '%' (the strict decoding of each piece is the same as of the whole
+    query, since the separators are ASCII)."""
     grouped: dict[str, list[str]] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        grouped.setdefault(name, []).append(value)
+    try:
+        for piece in query.split("&"):
+            if not piece:
+                continue
+            name, _, value = piece.partition("=")
+            if "+" in name or "%" in name:
+                name = unquote(name.replace("+", " "), errors="strict")
+            if "+" in value or "%" in value:
+                value = unquote(value.replace("+", " "), errors="strict")
+            grouped.setdefault(name, []).append(value)
+    except UnicodeDecodeError:
+        return None
     return [(name, value) for name, values in grouped.items() for value in values]
 
 
@@ -94,10 +109,11 @@ class OperationDispatch:
             return None
         rtype, op = match.group(1), match.group(2)
         handler = HANDLERS.get((rtype, op))
-        decoded = unquote(query)
-        if handler is None or "tx-resource" in decoded or "cache-id" in decoded:
-            return None  # request-scoped content: Flask's route scopes the registry
+        if handler is None:
+            return None
         pairs = _query_pairs(query)
+        if pairs is None or any(word in text for pair in pairs for text in pair for word in BYPASS_PARAMS):
+            return None  # request-scoped content: Flask's route scopes the registry
         args: dict[str, str] = {}
         for name, value in pairs:
             args.setdefault(name, value)

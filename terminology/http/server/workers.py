@@ -10,8 +10,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from werkzeug.test import EnvironBuilder
 
+from terminology.content import prepare_request_models
+from terminology.http import metrics
+from terminology.http.server.slow_clients import BodyDeadline
 from terminology.logs import dict_config
 from terminology.settings import Settings
 
@@ -29,6 +33,9 @@ def serve_production(app: Any, settings: Settings, hooks: Hooks | None = None) -
     in the main process on SIGHUP, before the workers are gracefully replaced.
     """
     given: Hooks = dict(hooks or {})
+    # Built here, before the workers fork: a worker's first POST of an inline resource is
+    # then as fast as its first GET, respawned and reloaded workers too (content.py).
+    prepare_request_models()
     # The loaded content moves to the GC's permanent generation: collections in the workers
     # then never write to its pages, which stay shared copy-on-write with the parent
     # (measured: about 40% less memory per worker with a full-size CPT; benchmarks/README.md).
@@ -108,6 +115,7 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
     import multiprocessing
 
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.utils.proxies import wrap_wsgi_with_proxy_headers
 
@@ -117,14 +125,16 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
     # As gunicorn does: trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (the proxy),
     # so that base urls say https behind a TLS-terminating proxy.
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-    wrapped = wrap_wsgi_with_proxy_headers(app, trusted)
+    wrapped = guarded(forwarded_only(app, wrap_wsgi_with_proxy_headers(app, trusted)), settings)
     server = respawning_server_class()(
         "terminology.http.app:create_app",  # only named in logs: the loader below returns `app`
         address=settings.host,
         port=settings.port,
         interface=Interfaces.WSGI,
         workers=settings.workers,
-        blocking_threads=settings.threads,
+        # `threads` compute answers; `body_threads` more may wait for slow bodies (slow_clients.py)
+        blocking_threads=settings.threads + settings.body_threads,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=dict_config(settings.log_level),
         workers_kill_timeout=20,
@@ -141,6 +151,35 @@ def serve_granian(app: Any, settings: Settings, hooks: Hooks | None = None) -> N
         return wrapped
 
     server.serve(target_loader=load_in_worker)
+
+
+def guarded(app: Any, settings: Settings) -> Any:
+    """`app` behind the body deadline (slow_clients.py): bodies read whole within
+    body_timeout by body_threads readers, at most `threads` requests computing at once."""
+    from terminology.http.stages import log_access
+
+    def log_timeout(environ: dict[str, Any], seconds: float) -> None:
+        log_access(environ.get("HTTP_X_REQUEST_ID", ""), environ.get("REQUEST_METHOD", ""),
+                   environ.get("PATH_INFO", ""), 408, time.perf_counter() - seconds)
+
+    return BodyDeadline(app, settings.body_timeout, settings.body_threads, settings.threads,
+                        settings.max_body_bytes, log_timeout)
+
+
+def forwarded_only(app: Any, proxied: Any) -> Any:
+    """`proxied` (granian's X-Forwarded-* handling) for requests that carry X-Forwarded-For,
+    `app` for the others: granian's wrapper parses the client address of every request
+    (ipaddress, ~15 us) even when there is no forwarded header to trust or ignore."""
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if "HTTP_X_FORWARDED_FOR" in environ:
+            return proxied(environ, start_response)
+        return app(environ, start_response)
+
+    return wsgi
+
+
+WARM_UP_HEADERS = [("X-Request-Id", "warm-up")]
 
 
 def warm_up_paths(registry: Any) -> list[str]:
@@ -164,19 +203,44 @@ def warm_up_paths(registry: Any) -> list[str]:
     return paths
 
 
+def warm_up_posts(registry: Any) -> list[tuple[str, bytes]]:
+    """POSTs of an inline value set over the biggest code system ($expand count=0, and a
+    $validate-code of its first code): the body parsing, the inline-resource validation and
+    the compose evaluation a worker's first POST would otherwise pay for (5-200 ms)."""
+    providers = [p for p in registry.providers() if p.total()]
+    if not providers:
+        return []
+    big = max(providers, key=lambda p: p.total())
+    value_set = {"resourceType": "ValueSet", "url": "urn:tx:warm-up", "status": "active",
+                 "compose": {"include": [{"system": big.url}]}}
+    first = next(big.iterate()).code
+    expand = {"resourceType": "Parameters", "parameter": [
+        {"name": "valueSet", "resource": value_set}, {"name": "count", "valueInteger": 0}]}
+    validate = {"resourceType": "Parameters", "parameter": [
+        {"name": "valueSet", "resource": value_set},
+        {"name": "coding", "valueCoding": {"system": big.url, "code": first}}]}
+    return [("/fhir/ValueSet/$expand", orjson.dumps(expand)),
+            ("/fhir/ValueSet/$validate-code", orjson.dumps(validate))]
+
+
 def warm_up(app: Any) -> None:
-    """Answer warm_up_paths() once in this process, without access-log lines; never fails."""
+    """Answer warm_up_paths() and warm_up_posts() once in this process, without access-log
+    lines or request counts; never fails."""
     access = logging.getLogger("terminology.access")
     was = access.disabled
     access.disabled = True
     try:
-        for path in warm_up_paths(app.extensions["tx_registry"]):
-            route, _, query = path.partition("?")
-            environ = EnvironBuilder(path=route, query_string=query,
-                                     headers=[("X-Request-Id", "warm-up")]).get_environ()
-            for _ in app(environ, lambda *args: None):
+        registry = app.extensions["tx_registry"]
+        requests = [EnvironBuilder(path=route, query_string=query, headers=WARM_UP_HEADERS)
+                    for route, _, query in (p.partition("?") for p in warm_up_paths(registry))]
+        requests += [EnvironBuilder(path=path, method="POST", data=body, headers=WARM_UP_HEADERS,
+                                    content_type="application/fhir+json")
+                     for path, body in warm_up_posts(registry)]
+        for request in requests:
+            for _ in app(request.get_environ(), lambda *args: None):
                 pass
     except Exception:  # noqa: BLE001  (a warm-up that fails leaves the worker as it was)
         logging.getLogger("terminology").debug("worker warm-up failed", exc_info=True)
     finally:
         access.disabled = was
+        metrics.PENDING.discard()  # nor are they counted in the metrics
