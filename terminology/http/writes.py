@@ -52,6 +52,15 @@ _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 CONDITIONAL_PARAMS = ("url", "version", "_id")
 
 
+def check_id(rid: str, expression: str) -> None:
+    """400 unless `rid` is a FHIR id; `.` and `..` too (URL-normalising clients cannot reach them)."""
+    if not FHIR_ID.match(rid):
+        raise BadRequest(f"'{rid}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .)", expression=expression)
+    if rid in (".", ".."):
+        raise BadRequest(f"'{rid}' is not accepted as an id: clients that normalise URLs cannot "
+                         "address it", expression=expression)
+
+
 def _respond(body: dict[str, Any] | None, status: int) -> Response:
     return Response(orjson.dumps(body) if body is not None else b"", status=status,
                     content_type=FHIR_JSON)
@@ -166,6 +175,14 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         authorizer.require(who, rtype, interaction)
         return who
 
+    def principal_first(rtype: str) -> None:
+        """Before a PUT's body is read or its match run: 401 without a valid token, 403
+        when it may neither create nor update `rtype` (which one applies is decided later)."""
+        who = authorizer.authenticate(request.headers.get("Authorization"))
+        g.who = who.who
+        if not (who.may(rtype, "c") or who.may(rtype, "u")):
+            authorizer.require(who, rtype, "update")
+
     def check_writable(a: Authoring, rtype: str, rid: str, resource: dict[str, Any]) -> None:
         if (rtype, rid) in a.protected_ids:
             raise MethodNotAllowed(f"{rtype}/{rid} is bundled content and read-only", expression="id")
@@ -270,8 +287,8 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         a = enabled(rtype, f"{rtype}/{rid}")
 
         def run() -> Response:
-            if not FHIR_ID.match(rid):
-                raise BadRequest(f"'{rid}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .)", expression="id")
+            principal_first(rtype)
+            check_id(rid, "id")
             resource = _read_resource(rtype)
             if resource.get("id") != rid:
                 raise BadRequest(f"The resource's id ({resource.get('id')!r}) must be the id in the "
@@ -294,6 +311,7 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
         a = enabled(rtype, rtype)
 
         def run() -> Response:
+            principal_first(rtype)
             resource = _read_resource(rtype)
             found = matches(a, rtype, list(request.args.items(multi=True)), "url")
             if len(found) > 1:
@@ -306,8 +324,7 @@ def install_writes(app: Flask, authoring: Authoring | None, authorizer: Authoriz
                                      f"matching resource ('{rid}')", expression=f"{rtype}.id")
             else:
                 rid = str(resource.get("id") or uuid.uuid4())
-                if not FHIR_ID.match(rid):
-                    raise BadRequest(f"'{rid}' is not a FHIR id", expression=f"{rtype}.id")
+                check_id(rid, f"{rtype}.id")
             g.audit["id"] = rid
             return put(a, rtype, rid, {**resource, "id": rid})
 
