@@ -19,7 +19,7 @@ import orjson
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from terminology.cache_ids import CachedResources
+from terminology.cache_ids import CachedResources, postgres_database, private_database
 from terminology.content import load_content
 from terminology.errors import (
     BadRequest,
@@ -182,9 +182,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # SIGHUP to the main process, which reloads before it replaces the workers.
     app.extensions["tx_reload"] = lambda: reload_content(app)
     # What every operation runs against; the registry is the one this request started on
+    # cache-id content is shared by the workers through a file of this instance (cache_ids.py)
     server = Server(lambda: g.get("registry") or app.extensions["tx_registry"], settings,
                     CachedResources(settings.cache_id_max_ids, settings.cache_id_max_bytes,
-                                    settings.cache_id_ttl))
+                                    settings.cache_id_ttl, db=private_database()))
     # When the served content last changed (Last-Modified of answers without their own
     # meta.lastUpdated); whatever changes content while running must move it forward.
     app.extensions["tx_last_modified"] = time.time()
@@ -249,9 +250,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.get("/fhir/metadata")
     def metadata() -> Response:
         if request.args.get("mode") == "terminology":
-            # cache-id content lives in one worker's memory: advertised only when there is one
-            return fhir_response(terminology_capabilities(current(), base_url(),
-                                                          cache_ids=settings.workers == 1))
+            # advertised when every worker finds what one was sent
+            shared = server.cached.shared or settings.workers == 1
+            return fhir_response(terminology_capabilities(current(), base_url(), cache_ids=shared))
         return fhir_response(capability_statement(current(), base_url(), routed,
                                                   writes=authorizer.writes_enabled,
                                                   jwt=authorizer.jwt_enabled))
@@ -366,6 +367,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         from terminology.http.authoring import Authoring
 
         authoring = Authoring(settings, registry, cache)
+        conninfo = authoring.store.conninfo()
+        if conninfo:  # replicas share the store: they share cache-id content through it too
+            server.cached.db = postgres_database(conninfo)
     install_writes(app, authoring, authorizer)
     if authoring is not None:
         app.extensions["tx_authoring"] = authoring  # a reload serves the stored resources too
