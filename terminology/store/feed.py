@@ -118,13 +118,14 @@ class ChangeFeed:
             announced = rung != self._bell_seen
             if self.store.change_number() > self.seen:
                 last, changed = self.store.changes_since(self.seen)
+                if changed and announce and not announced and self.bell is not None:
+                    # rung before this worker serves it: once one worker of this host serves
+                    # it, every request that starts later on any of them does too
+                    before, after = self.bell.ring()
+                    rung = after if before == rung else rung
                 if changed:
                     self.apply(changed)
                 self.seen = max(self.seen, last)
-                if changed and announce and not announced and self.bell is not None:
-                    # once one worker of this host serves it, all of them do
-                    before, after = self.bell.ring()
-                    rung = after if before == rung else rung
             self._bell_seen = rung
             self.bell_bytes = struct.pack(_FORMAT, rung)
 

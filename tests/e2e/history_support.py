@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,6 +210,7 @@ class Op:
 
     kind: str  # "write", "delete" or "read:<path>"
     client: str
+    server: str  # which instance or replica answered
     rid: str
     start: float
     end: float
@@ -218,7 +220,8 @@ class Op:
     def __str__(self) -> str:
         what = str(self.seen) if self.seen is not None else (
             "delete" if self.version == GONE else f"version {self.version}")
-        return f"[{self.start:9.4f} .. {self.end:9.4f}] {self.client:>10} {self.kind:<22} {self.rid[:8]} -> {what}"
+        return (f"[{self.start:9.4f} .. {self.end:9.4f}] {self.client:>10} on {self.server} "
+                f"{self.kind:<26} {self.rid[:8]} -> {what}")
 
 
 @dataclass
@@ -237,9 +240,13 @@ class History:
             self.ops.append(op)
 
 
-def _floor(writes: list[Op], at: float) -> Op | None:
-    """The newest write acknowledged before `at` (writes of one resource are serialized)."""
-    done = [w for w in writes if w.end < at]
+BY_URL = ("read:search", "read:expand-dispatch", "read:expand-xml", "read:validate-code")
+
+
+def _floor(writes: list[Op], read: Op, lag: float) -> Op | None:
+    """The newest write acknowledged before the read began: on the read's own server at
+    once, on another replica `lag` seconds later (writes of one resource are serialized)."""
+    done = [w for w in writes if (w.end < read.start if w.server == read.server else w.end < read.start - lag)]
     return max(done, key=lambda w: (w.version == GONE, w.version, w.end)) if done else None
 
 
@@ -254,8 +261,21 @@ def _possible(writes: list[Op], floor: Op | None, read: Op) -> list[int]:
     return out
 
 
-def check(history: History) -> list[str]:
-    """Every violation of read-your-writes in `history`, each shown by its shortest history."""
+def _seen(op: Op, writes: list[Op]) -> Seen:
+    """What a read saw; by url, a resource that is not found once a delete has begun is the
+    deleted one (by url there is no 410 to tell)."""
+    assert op.seen is not None
+    if op.kind in BY_URL and op.seen.version == ABSENT and any(
+            w.version == GONE and w.start < op.end for w in writes):
+        return Seen(GONE)
+    return op.seen
+
+
+def check(history: History, lag: float = 0.0) -> list[str]:
+    """Every violation of read-your-writes in `history`, each shown by its shortest history.
+
+    lag: how long a write on one replica may take to reach the others (0: one instance).
+    """
     problems: list[str] = []
     by_rid: dict[str, list[Op]] = {}
     for op in history.ops:
@@ -263,21 +283,57 @@ def check(history: History) -> list[str]:
     for ops in by_rid.values():
         writes = [o for o in ops if o.seen is None]
         reads = sorted((o for o in ops if o.seen is not None), key=lambda o: o.start)
-        last_by_reader: dict[str, Op] = {}
+        last_by_reader: dict[str, tuple[Op, Seen]] = {}
         for r in reads:
-            assert r.seen is not None
-            floor = _floor(writes, r.start)
-            if not any(r.seen.could_be(v) for v in _possible(writes, floor, r)):
+            seen = _seen(r, writes)
+            floor = _floor(writes, r, lag)
+            if not any(seen.could_be(v) for v in _possible(writes, floor, r)):
                 shown = "\n    ".join(str(o) for o in ([floor] if floor else []) + [r])
                 problems.append(f"stale read (acknowledged before the read began, then read):\n    {shown}")
                 continue
+            if seen.parity is not None:
+                continue
             prev = last_by_reader.get(r.client)
-            if prev is not None and prev.seen is not None and r.seen.parity is None:
-                before, now = prev.seen.version, r.seen.version
-                went_back = (before == GONE and now != GONE) or (
-                    before > 0 and (now == ABSENT or 0 < now < before))
-                if went_back:
-                    problems.append(f"went backwards for one reader:\n    {prev}\n    {r}")
-            if r.seen.parity is None:
-                last_by_reader[r.client] = r
+            if prev is not None:
+                before, now = prev[1].version, seen.version
+                if (before == GONE and now != GONE) or (before > 0 and (now == ABSENT or 0 < now < before)):
+                    problems.append(f"went backwards for one reader:\n    {prev[0]}\n    {r}")
+            last_by_reader[r.client] = (r, seen)
     return problems
+
+
+class Noise:
+    """Another instance writing to its own store for as long as a test runs (bounded)."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": FHIR}
+        self.stop = threading.Event()
+        self.writes = 0
+        url = f"http://example.test/fhir/ValueSet/noise-{uuid.uuid4().hex[:8]}"
+        created = requests.post(f"{base}/ValueSet", data=orjson.dumps(revision(url, 1)),
+                                headers=self.headers, timeout=30)
+        assert created.status_code == 201, created.text
+        self.vs = created.json()
+        for n in range(2, 40):  # its change numbers run well ahead of the other store's
+            self.write(n)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def write(self, n: int) -> None:
+        vs = revision(self.vs["url"], n, self.vs["id"])
+        resp = requests.put(f"{self.base}/ValueSet/{vs['id']}", data=orjson.dumps(vs),
+                            headers=self.headers, timeout=30)
+        assert resp.status_code == 200, resp.text
+        self.writes += 1
+
+    def run(self) -> None:
+        n = 40
+        while not self.stop.is_set() and n < 5000:
+            self.write(n)
+            n += 1
+            self.stop.wait(0.05)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)

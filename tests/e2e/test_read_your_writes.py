@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from .authoring_support import TOKEN, Server, bearer, json_of, running_server
-from .history_support import GONE, READ_PATHS, Seen, revision
+from .history_support import GONE, READ_PATHS, Noise, Seen, revision
 
 WRITE = bearer(TOKEN)
 
@@ -32,50 +32,17 @@ def instance_env(home: Path, db: Path) -> dict[str, str]:
             "TX_LOG_LEVEL": "warning"}
 
 
-class Noise:
-    """Instance B writing to its own store for as long as the test runs (bounded)."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.stop = threading.Event()
-        self.writes = 0
-        url = f"http://example.test/fhir/ValueSet/noise-{uuid.uuid4().hex[:8]}"
-        created = requests.post(f"{server.base}/ValueSet", data=orjson.dumps(revision(url, 1)),
-                                headers=WRITE, timeout=30)
-        assert created.status_code == 201, created.text
-        self.vs = json_of(created)
-        for n in range(2, 40):  # B's change numbers run well ahead of A's
-            self.write(n)
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def write(self, n: int) -> None:
-        vs = {**revision(self.vs["url"], n, self.vs["id"])}
-        resp = requests.put(f"{self.server.base}/ValueSet/{vs['id']}", data=orjson.dumps(vs),
-                            headers=WRITE, timeout=30)
-        assert resp.status_code == 200, resp.text
-        self.writes += 1
-
-    def run(self) -> None:
-        n = 40
-        while not self.stop.is_set() and n < 5000:
-            self.write(n)
-            n += 1
-            self.stop.wait(0.05)
-
-
 @pytest.fixture(scope="module")
 def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
     root = tmp_path_factory.mktemp("two-instances")
     home = root / "xdg-data"  # the default data directory both instances share
     with running_server(root / "a", instance_env(home, root / "a.db")) as a, \
             running_server(root / "b", instance_env(home, root / "b.db")) as b:
-        noise = Noise(b)
+        noise = Noise(b.base, TOKEN)
         try:
             yield a, b
         finally:
-            noise.stop.set()
-            noise.thread.join(timeout=30)
+            noise.close()
 
 
 def create(server: Server, url: str) -> dict[str, Any]:
