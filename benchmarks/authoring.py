@@ -18,6 +18,10 @@ data directory). Then:
    and by a writes-on app (the per-request freshness check in front: what enabling writes
    adds to a read), interleaved, median of the rounds. wrk on a shared 2-core machine moves by more than 5 %
    between two runs of the same server; this isolates the difference.
+With `--before TREE` (a checkout of an earlier commit, e.g. `git archive BASE | tar -x -C
+TREE`) it compares instead two servers with writes on: TREE's code ("before") and this tree's
+("after"), each with its own store; reads interleaved in rounds as above, and write latency
+measured on each in alternating halves.
 wrk is the Debian package `wrk`.
 """
 
@@ -70,13 +74,14 @@ def percentile(values: list[float], p: float) -> float:
 def write_latency(base: str, writes: int) -> dict[str, Any]:
     """Client-side latency of sequential PUTs with If-Match, and of POST creates."""
     s = requests.Session()
-    created = s.post(f"{base}/fhir/ValueSet", json=order_set(0), headers=HEADERS, timeout=30)
+    url = f"http://example.test/fhir/ValueSet/bench-knee-{time.time_ns()}"  # one per call
+    created = s.post(f"{base}/fhir/ValueSet", json={**order_set(0), "url": url}, headers=HEADERS, timeout=30)
     created.raise_for_status()
     rid, etag = created.json()["id"], created.headers["ETag"]
     updates: list[float] = []
     for n in range(1, writes + 1):
         t = time.perf_counter()
-        r = s.put(f"{base}/fhir/ValueSet/{rid}", json=order_set(n, rid),
+        r = s.put(f"{base}/fhir/ValueSet/{rid}", json={**order_set(n, rid), "url": url},
                   headers={**HEADERS, "If-Match": etag}, timeout=30)
         updates.append((time.perf_counter() - t) * 1000)
         assert r.status_code == 200, r.text
@@ -172,6 +177,39 @@ def in_process(rounds: int, n: int = 2000) -> dict[str, float]:
     return out
 
 
+def before_after(args: argparse.Namespace) -> int:
+    """Writes-on servers of an earlier tree and of this one: reads in rounds, writes alternated."""
+    here = str(Path(__file__).resolve().parent.parent)
+    trees = {"before": str(args.before.resolve()), "after": here}
+    ports = {role: free_port() for role in trees}
+    bases = {role: f"http://127.0.0.1:{port}" for role, port in ports.items()}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TX_")}
+    procs = []
+    try:
+        for role, tree in trees.items():
+            env = {**base_env, "PYTHONPATH": tree, "TX_WRITE_TOKENS": TOKEN,
+                   "TX_DATA_DIR": tempfile.mkdtemp(prefix=f"tx-bench-{role}-")}
+            cmd = [sys.executable, "-m", "terminology.cli", "serve", "--port", str(ports[role])]
+            procs.append(start_server(cmd, env, bases[role]))
+        reads = read_rounds(bases, args)
+        halves: dict[str, list[dict[str, Any]]] = {role: [] for role in trees}
+        for _ in range(2):
+            for role in trees:
+                halves[role].append(write_latency(bases[role], max(10, args.writes // 2)))
+                print(f"writes {role}: {halves[role][-1]}", flush=True)
+        writes = {role: {k: round(statistics.median(h[k] for h in hs), 2)
+                         for k in ("update_p50_ms", "update_p99_ms", "create_p50_ms", "create_p99_ms")}
+                  for role, hs in halves.items()}
+    finally:
+        for proc in procs:
+            stop_server(proc)
+    result = {"machine": machine(), "before": trees["before"], "writes": writes, "reads": reads}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--writes", type=int, default=200)
@@ -179,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--before", type=Path, default=None,
+                   help="a checkout of an earlier commit: compare its server with this tree's")
     args = p.parse_args(argv)
+    if args.before is not None:
+        return before_after(args)
     data = Path(tempfile.mkdtemp(prefix="tx-bench-"))
     ports = {"read-only": free_port(), "writes enabled": free_port()}
     bases = {role: f"http://127.0.0.1:{port}" for role, port in ports.items()}

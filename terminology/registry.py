@@ -114,6 +114,7 @@ class Registry:
         self._all_concept_maps: list[dict[str, Any]] = []  # every map, even two with one url|version
         self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
         self._supplements = _Canonicals()  # by the supplement's own url
+        self._deleted: frozenset[tuple[str, str]] = frozenset()  # authored, then deleted (410)
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -157,9 +158,18 @@ class Registry:
         by_id = dict(self._by_id)
         if resource is None:
             by_id.pop(key, None)
+            self._deleted = self._deleted | {key}
         else:
             by_id[key] = provider.resource if provider is not None else resource
+            self._deleted = self._deleted - {key}
         self._by_id = by_id
+
+    def deleted(self, resource_type: str, rid: str) -> bool:
+        """Whether resource_type/rid was authored here and then deleted (a read is 410)."""
+        root = self
+        while root.parent is not None:
+            root = root.parent
+        return (resource_type, rid) in root._deleted
 
     def _table(self, resource_type: str, resource: dict[str, Any]) -> _Canonicals:
         if resource_type == "CodeSystem":

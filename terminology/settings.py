@@ -87,10 +87,11 @@ class Settings:
     max_batch_entries: int = setting(
         1_000, "entries of one POST /fhir batch Bundle (and validations of one "
                "$batch-validate-code); more is too-costly", minimum=1)
-    # cache-id (terminology/cache_ids.py): ids per worker, bytes of resource JSON, idle expiry
-    cache_id_max_ids: int = setting(256, "cache-ids remembered per worker", minimum=1)
+    # cache-id (terminology/cache_ids.py): shared by the workers (and by the replicas of a
+    # PostgreSQL store): ids, bytes of resource JSON, idle expiry
+    cache_id_max_ids: int = setting(256, "cache-ids remembered (all workers)", minimum=1)
     cache_id_max_bytes: int = setting(64 * 1024 * 1024, "bytes of resource JSON kept under "
-                                      "cache-ids per worker", minimum=0)
+                                      "cache-ids (all workers)", minimum=0)
     cache_id_ttl: float = setting(3600.0, "seconds an idle cache-id is kept", minimum=1)
     request_time_limit: float = setting(
         10.0, "seconds an expansion or regex may run before too-costly", minimum=0.001)

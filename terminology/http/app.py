@@ -12,7 +12,7 @@ import time
 
 from flask import Flask, g
 
-from terminology.cache_ids import CachedResources
+from terminology.cache_ids import CachedResources, postgres_database, private_database
 from terminology.content import load_content
 from terminology.http.answers import error_response, fhir_response
 from terminology.http.authoring.auth import Authorizer
@@ -43,10 +43,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # How POST /admin/reload asks for a reload; the production launcher replaces it with a
     # SIGHUP to the main process, which reloads before it replaces the workers.
     app.extensions["tx_reload"] = lambda: reload_content(app)
-    # What every operation runs against; the registry is the one this request started on
+    # What every operation runs against; the registry is the one this request started on.
+    # cache-id content is shared by the workers through a file of this instance (cache_ids.py)
     app.extensions["tx_server"] = Server(
         lambda: g.get("registry") or app.extensions["tx_registry"], settings,
-        CachedResources(settings.cache_id_max_ids, settings.cache_id_max_bytes, settings.cache_id_ttl))
+        CachedResources(settings.cache_id_max_ids, settings.cache_id_max_bytes, settings.cache_id_ttl,
+                        db=private_database()))
     # When the served content last changed (Last-Modified of answers without their own
     # meta.lastUpdated); whatever changes content while running must move it forward.
     app.extensions["tx_last_modified"] = time.time()
@@ -76,5 +78,8 @@ def _open_state(app: Flask, site: Site, registry: Registry) -> None:
         from terminology.http.authoring.state import Authoring
 
         authoring = Authoring(settings, registry, site.cache)
+        conninfo = authoring.store.conninfo()
+        if conninfo:  # replicas share the store: they share cache-id content through it too
+            app.extensions["tx_server"].cached.db = postgres_database(conninfo)
         app.extensions["tx_authoring"] = site.authoring = authoring  # a reload serves them too
         authoring.on_change = lambda: app.extensions.__setitem__("tx_last_modified", time.time())

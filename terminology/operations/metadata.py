@@ -130,7 +130,8 @@ def terminology_capabilities(registry: Registry, base_url: str,
     if cache_ids:
         parameters.append({"name": "cache-id", "documentation": (
             "Resources sent as tx-resource with a cache-id stay in scope for later requests "
-            "that send the same cache-id (per server process, bounded, expiring when idle)")})
+            "that send the same cache-id (on every worker, and every replica sharing a PostgreSQL "
+            "store; bounded, expiring when idle)")})
     systems: dict[str, list[str | None]] = {}
     for provider in registry.providers():
         systems.setdefault(provider.url, []).append(provider.version)

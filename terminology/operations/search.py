@@ -13,7 +13,7 @@ import functools
 from typing import Any
 from urllib.parse import urlencode
 
-from terminology.errors import BadRequest, Issue, NotFound, operation_outcome
+from terminology.errors import BadRequest, Gone, Issue, NotFound, operation_outcome
 from terminology.params import ParamBag
 from terminology.registry import Registry
 
@@ -77,6 +77,8 @@ def _subset_params(bag: ParamBag) -> tuple[str | None, list[str] | None]:
 def read(registry: Registry, resource_type: str, rid: str, bag: ParamBag | None = None) -> dict[str, Any]:
     """The loaded resource of that type and id (as _summary/_elements ask), or 404."""
     found = registry.by_id(resource_type, rid)
+    if found is None and registry.deleted(resource_type, rid):
+        raise Gone(f"{resource_type}/{rid} was deleted", expression="id")
     if found is None:
         raise NotFound(f"{resource_type}/{rid} is not known to this server", expression="id",
                        message_id="MSG_NO_MATCH")

@@ -9,6 +9,7 @@ A migration is never edited once released: a schema change is a new entry in MIG
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -75,6 +76,14 @@ counter = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# One row: who this store is. The bell of its workers (store/feed.py) is named by it, so two
+# stores never share a bell even when their instances share a data directory.
+identity = Table(
+    "tx_store_identity", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("uuid", String(36), nullable=False),
+)
+
 schema_versions = Table(
     "tx_schema_version", metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
@@ -88,8 +97,14 @@ def _v1_initial(conn: Connection) -> None:
     conn.execute(insert(counter).values(id=1, value=0))
 
 
+def _v2_identity(conn: Connection) -> None:
+    identity.create(conn)
+    conn.execute(insert(identity).values(id=1, uuid=str(uuid.uuid4())))
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
+    (2, _v2_identity),
 ]
 
 

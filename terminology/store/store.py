@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from terminology.store.model import NotStored, StoredVersion, UniqueCanonical, VersionConflict
 from terminology.store.notify import CHANNEL
-from terminology.store.schema import changes, counter, heads, migrate, versions
+from terminology.store.schema import changes, counter, heads, identity, migrate, versions
 
 WRITE_OPTION = "tx_write"  # execution option marking a write transaction (SQLite: IMMEDIATE)
 
@@ -90,6 +90,18 @@ class Store:
         """Create or upgrade the schema; the schema version."""
         with self._writing() as conn:
             return migrate(conn)
+
+    def identity(self) -> str:
+        """The store's own id (a UUID its first migration wrote; copies of the data share it)."""
+        with self._conn().connect() as conn:
+            return str(conn.execute(select(identity.c.uuid).where(identity.c.id == 1)).scalar())
+
+    def location(self) -> str:
+        """Where a SQLite store's file really is ('' for PostgreSQL, named by identity alone)."""
+        if self.dialect != "sqlite":
+            return ""
+        path = self.url.removeprefix("sqlite:///")
+        return path if path == ":memory:" else os.path.realpath(path)
 
     def close(self) -> None:
         """Close pooled connections (before forking workers, and at exit)."""

@@ -123,3 +123,27 @@ def test_postgres_store_keeps_data_on_its_own(replicas: tuple[Server, Server]) -
     # the replica's data directory holds only the change bell: the resources live in PostgreSQL
     data_dir = Path(a.log).parent.parent / "data-a"
     assert not (data_dir / "store.sqlite3").exists()
+
+
+def test_content_sent_under_a_cache_id_to_one_replica_is_found_by_the_other(
+        replicas: tuple[Server, Server]) -> None:
+    a, b = replicas
+    cs_url, vs_url = "http://example.test/pg-cached-cs", "http://example.test/pg-cached-vs"
+    code_system = {"resourceType": "CodeSystem", "url": cs_url, "status": "active", "content": "complete",
+                   "concept": [{"code": "a", "display": "Alpha"}]}
+    value_set = {"resourceType": "ValueSet", "url": vs_url, "status": "active",
+                 "compose": {"include": [{"system": cs_url}]}}
+
+    def validate(server: Server, *resources: dict[str, Any]) -> requests.Response:
+        params: list[dict[str, Any]] = [
+            {"name": "url", "valueUri": vs_url}, {"name": "system", "valueUri": cs_url},
+            {"name": "code", "valueCode": "a"}, {"name": "cache-id", "valueString": "pg-validator"}]
+        params += [{"name": "tx-resource", "resource": r} for r in resources]
+        return requests.post(f"{server.base}/ValueSet/$validate-code", timeout=30,
+                             json={"resourceType": "Parameters", "parameter": params})
+
+    assert validate(a, code_system, value_set).status_code == 200
+    answers = [validate(server) for server in (b, a, b, b)]
+    assert [r.status_code for r in answers] == [200] * 4, [r.text[:200] for r in answers]
+    caps = json_of(requests.get(f"{b.base}/metadata", params={"mode": "terminology"}, timeout=10))
+    assert "cache-id" in [p["name"] for p in caps["expansion"]["parameter"]]

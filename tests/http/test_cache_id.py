@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from terminology.cache_ids import CachedResources
+from terminology.cache_ids import CachedResources, sqlite_database
 from terminology.content import load_registry, overlay_registry
 from terminology.errors import TooCostly
 from terminology.http.app import create_app
@@ -69,12 +69,30 @@ def test_a_resource_sent_again_under_the_id_replaces_the_old_one(fresh_client: A
     assert param_value(validate(fresh_client, "one"), "display") == "Changed"
 
 
-def test_terminology_capabilities_advertise_cache_id_for_one_worker(fresh_client: Any, client: Any) -> None:
-    def names(c: Any) -> list[str]:
-        caps = c.get("/fhir/metadata?mode=terminology").get_json()
-        return [p["name"] for p in caps["expansion"]["parameter"]]
-    assert "cache-id" in names(fresh_client)
-    assert "cache-id" not in names(client)  # two workers: another process may get the request
+def test_terminology_capabilities_advertise_cache_id_in_the_default_configuration(client: Any) -> None:
+    caps = client.get("/fhir/metadata?mode=terminology").get_json()
+    assert "cache-id" in [p["name"] for p in caps["expansion"]["parameter"]]  # two workers share it
+
+
+def test_what_one_worker_was_sent_under_an_id_another_worker_finds(tmp_path: Any) -> None:
+    file = str(tmp_path / "ids.sqlite3")
+    worker_1 = CachedResources(10, 1_000_000, 600, db=sqlite_database(file, shared=True))
+    worker_2 = CachedResources(10, 1_000_000, 600, db=sqlite_database(file, shared=True))
+    base = Registry()
+    worker_1.scoped("one", [code_system("A")], base, overlay_registry)
+    found = worker_2.scoped("one", [], base, overlay_registry).code_system(CS_URL)
+    assert found is not None and found.locate("a").display == "A"  # type: ignore[union-attr]
+    worker_1.scoped("one", [code_system("Changed")], base, overlay_registry)
+    again = worker_2.scoped("one", [], base, overlay_registry).code_system(CS_URL)
+    assert again is not None and again.locate("a").display == "Changed"  # type: ignore[union-attr]
+    assert worker_2.scoped("two", [], base, overlay_registry).code_system(CS_URL) is None
+
+
+def test_a_database_that_fails_serves_the_request_with_what_it_carries(tmp_path: Any) -> None:
+    broken = sqlite_database(str(tmp_path / "missing-dir" / "ids.sqlite3"), shared=True)
+    store = CachedResources(10, 1_000_000, 600, db=broken)
+    scoped = store.scoped("one", [code_system()], Registry(), overlay_registry)
+    assert scoped.code_system(CS_URL) is not None
 
 
 class Clock:

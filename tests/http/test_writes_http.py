@@ -94,3 +94,56 @@ def test_a_store_that_is_down_is_503_and_reads_go_on(writer: Any, monkeypatch: p
     authoring.feed.next_poll = 0  # a poll is due, and fails: reads are served from what is loaded
     spine = writer.get("/fhir/ValueSet/$expand?url=https://terminology.cpt-imaging.org/fhir/ValueSet/spine-ct")
     assert spine.status_code == 200 and spine.get_json()["expansion"]["contains"]
+
+
+# -- who you are first: 401 / 403 before the body is read, parsed or validated ---------------------
+
+BODIES = [b"", b"{", b"[]", b"<ValueSet/>", orjson.dumps({"resourceType": "ConceptMap"}), value_set("a")]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_put_without_a_token_is_401_whatever_its_body(writer: Any, body: bytes) -> None:
+    for path in ("/fhir/ValueSet/a", "/fhir/ValueSet/not%20an%20id", "/fhir/ValueSet?url=http://x.test/vs"):
+        resp = writer.put(path, data=body, content_type="application/fhir+json")
+        assert_outcome(resp, 401, "access token")
+    resp = writer.post("/fhir/ValueSet", data=body, content_type="application/fhir+json")
+    assert_outcome(resp, 401, "access token")
+
+
+def test_conditional_put_without_a_token_runs_no_match_and_names_no_id(writer: Any) -> None:
+    created = writer.post("/fhir/ValueSet", data=value_set(), headers=AUTH, content_type="application/fhir+json")
+    assert created.status_code == 201
+    rid = created.json["id"]
+    for body in (value_set("someone-else"), b"{"):
+        resp = writer.put("/fhir/ValueSet?url=http://x.test/vs", data=body, content_type="application/fhir+json")
+        assert_outcome(resp, 401, "access token")
+        assert rid.encode() not in resp.data
+
+
+def test_a_token_without_the_write_scope_is_403_before_the_body_is_read(tmp_path: Path) -> None:
+    from terminology.content import load_registry
+
+    from ..e2e.authoring_support import AUDIENCE, ISSUER, make_jwt, public_pem, rsa_key
+
+    key = rsa_key()
+    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], data_dir=tmp_path, jwt_public_key=public_pem(key),
+                        jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+    app = create_app(settings, load_registry(settings.content_dirs)).test_client()
+    reader = {"Authorization": f"Bearer {make_jwt(key, 'system/ValueSet.rs system/CodeSystem.cud')}"}
+    for body in (b"{", value_set("a")):
+        for path in ("/fhir/ValueSet/a", "/fhir/ValueSet?url=http://x.test/vs"):
+            resp = app.put(path, data=body, headers=reader, content_type="application/fhir+json")
+            assert_outcome(resp, 403, "does not allow")
+        assert_outcome(app.post("/fhir/ValueSet", data=body, headers=reader,
+                                content_type="application/fhir+json"), 403, "does not allow")
+
+
+@pytest.mark.parametrize("rid", [".", ".."])
+def test_ids_dot_and_dot_dot_are_400_naming_the_id(writer: Any, rid: str) -> None:
+    resp = writer.put(f"/fhir/ValueSet/{rid}", data=value_set(rid), headers=AUTH,
+                      content_type="application/fhir+json")
+    assert_outcome(resp, 400, f"'{rid}' is not accepted as an id", "id")
+    resp = writer.put("/fhir/ValueSet?url=http://x.test/dots", data=orjson.dumps(
+        {"resourceType": "ValueSet", "url": "http://x.test/dots", "status": "draft", "id": rid}),
+        headers=AUTH, content_type="application/fhir+json")
+    assert_outcome(resp, 400, f"'{rid}' is not accepted as an id", "ValueSet.id")

@@ -9,7 +9,7 @@ import pytest
 from terminology.content import apply_stored, load_registry
 from terminology.settings import BUNDLED_CONTENT
 from terminology.store import UniqueCanonical, VersionConflict, store_url
-from terminology.store.feed import Bell, ChangeFeed
+from terminology.store.feed import Bell, ChangeFeed, bell_path
 from terminology.store.store import Store, StoredVersion
 
 
@@ -20,8 +20,8 @@ def vs(url: str, title: str = "t", version: str = "1") -> dict[str, object]:
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
     s = Store(store_url("", tmp_path))
-    assert s.migrate() == 1
-    assert s.migrate() == 1  # a second start migrates nothing
+    assert s.migrate() == 2
+    assert s.migrate() == 2  # a second start migrates nothing
     return s
 
 
@@ -57,6 +57,37 @@ def test_the_feed_applies_only_what_changed_after_its_number(store: Store, tmp_p
     other.published(v.seq)  # a writer rings the shared bell
     feed.check()
     assert [(x.id, x.version_id) for x in applied] == [("a", 1)]
+
+
+def test_two_stores_in_one_data_directory_have_two_bells_and_one_store_has_one(tmp_path: Path) -> None:
+    a, b = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
+    a.migrate()
+    b.migrate()
+    shared = tmp_path / "data"
+    assert bell_path(shared, a) != bell_path(shared, b)
+    assert a.identity() != b.identity()
+    again = Store(f"sqlite:///{tmp_path / 'x' / '..' / 'a.db'}")  # the same file, another spelling
+    assert bell_path(shared, again) == bell_path(shared, a)
+
+
+def test_a_ring_is_never_hidden_by_another_store_ringing_the_same_bell(tmp_path: Path) -> None:
+    a, b = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
+    a.migrate()
+    b.migrate()
+    for n in range(5):  # b's change numbers run ahead of a's
+        b.put("ValueSet", f"b{n}", vs(f"http://x/b{n}"))
+    bell = tmp_path / "one-bell"  # as if both stores shared one (a copied database)
+    applied: list[StoredVersion] = []
+    reader = ChangeFeed(a, 0, applied.extend, Bell(bell), poll_ms=60_000)
+    writer_b = ChangeFeed(b, b.change_number(), lambda _: None, Bell(bell), poll_ms=60_000)
+    writer_a = ChangeFeed(a, 0, lambda _: None, Bell(bell), poll_ms=60_000)
+    v, _ = b.put("ValueSet", "b9", vs("http://x/b9"))
+    writer_b.published(v.seq)
+    reader.check()
+    v, _ = a.put("ValueSet", "a1", vs("http://x/a1"))
+    writer_a.published(v.seq)  # a's number (1) is below b's (6): the bell still moves
+    reader.check()
+    assert [(x.id, x.version_id) for x in applied] == [("a1", 1)]
 
 
 def test_a_stored_resource_replaces_only_its_own_previous_version(tmp_path: Path) -> None:

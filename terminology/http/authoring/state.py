@@ -20,7 +20,7 @@ from terminology.http.wsgi import StartResponse, WsgiApp
 from terminology.registry import Registry
 from terminology.settings import Settings
 from terminology.store import StoredVersion, store_url
-from terminology.store.feed import Bell, ChangeFeed
+from terminology.store.feed import Bell, ChangeFeed, bell_path
 from terminology.store.notify import Listener
 from terminology.store.store import Store
 
@@ -49,7 +49,7 @@ class Authoring:
         self.on_change: Callable[[], None] | None = None  # answers may differ from now on
         seq, current = self.store.current()
         self._apply(list(current), clear=False)
-        self.feed = ChangeFeed(self.store, seq, self._apply, Bell(data_dir / "store-changes.bell"),
+        self.feed = ChangeFeed(self.store, seq, self._apply, Bell(bell_path(data_dir, self.store)),
                                settings.store_poll_ms)
         conninfo = self.store.conninfo()
         self.listener = Listener(conninfo, self.feed.wake) if conninfo else None

@@ -178,6 +178,25 @@ def principal(rtype: str, interaction: str) -> Principal:
     return who
 
 
+def principal_first(rtype: str) -> None:
+    """Before a PUT's body is read or its match run: 401 without a valid token, 403 when it
+    may neither create nor update `rtype` (which one applies is decided later)."""
+    authorizer = _authorizer()
+    who = authorizer.authenticate(request.headers.get("Authorization"))
+    g.who = who.who
+    if not (who.may(rtype, "c") or who.may(rtype, "u")):
+        authorizer.require(who, rtype, "update")
+
+
+def check_id(rid: str, expression: str) -> None:
+    """400 unless `rid` is a FHIR id; `.` and `..` too (URL-normalising clients cannot reach them)."""
+    if not FHIR_ID.match(rid):
+        raise BadRequest(f"'{rid}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .)", expression=expression)
+    if rid in (".", ".."):
+        raise BadRequest(f"'{rid}' is not accepted as an id: clients that normalise URLs cannot "
+                         "address it", expression=expression)
+
+
 def _refused_url(a: Authoring, rtype: str, resource: dict[str, Any]) -> list[Issue]:
     """A missing url, or one of bundled or hosted content, which no write may shadow."""
     url = resource.get("url")
@@ -298,8 +317,8 @@ def update(rtype: str, rid: str) -> Response:
     a = enabled(rtype, f"{rtype}/{rid}")
 
     def run() -> Response:
-        if not FHIR_ID.match(rid):
-            raise BadRequest(f"'{rid}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .)", expression="id")
+        principal_first(rtype)
+        check_id(rid, "id")
         resource = _read_resource(rtype)
         if resource.get("id") != rid:
             raise BadRequest(f"The resource's id ({resource.get('id')!r}) must be the id in the "
@@ -325,6 +344,7 @@ def conditional_update(rtype: str) -> Response:
     a = enabled(rtype, rtype)
 
     def run() -> Response:
+        principal_first(rtype)
         resource = _read_resource(rtype)
         found = matches(a, rtype, list(request.args.items(multi=True)), "url")
         if len(found) > 1:
@@ -337,8 +357,7 @@ def conditional_update(rtype: str) -> Response:
                                  f"matching resource ('{rid}')", expression=f"{rtype}.id")
         else:
             rid = str(resource.get("id") or uuid.uuid4())
-            if not FHIR_ID.match(rid):
-                raise BadRequest(f"'{rid}' is not a FHIR id", expression=f"{rtype}.id")
+            check_id(rid, f"{rtype}.id")
         g.audit["id"] = rid
         return put(a, rtype, rid, {**resource, "id": rid})
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from terminology.cache_ids import CachedResources
 from terminology.content import INLINE_RESOURCE_PARAMS, check_inline_resource, overlay_registry
-from terminology.errors import NotFound
+from terminology.errors import Gone, NotFound
 from terminology.operations import HANDLERS, Handler, OperationContext
 from terminology.params import ParamBag
 from terminology.registry import Registry
@@ -48,6 +48,8 @@ def instance_for(server: Server, rtype: str, rid: str) -> dict[str, Any]:
     """The loaded resource /{rtype}/{rid} names; 404 when there is none."""
     known_type(rtype)
     instance = server.registry.by_id(rtype, rid)
+    if instance is None and server.registry.deleted(rtype, rid):
+        raise Gone(f"{rtype}/{rid} was deleted", expression="id")
     if instance is None:
         raise NotFound(f"{rtype}/{rid} is not known to this server", expression="id")
     return instance

@@ -61,9 +61,9 @@ def base_url() -> str:
 def metadata() -> Response:
     settings, authorizer = _settings(), current_app.extensions["tx_authorizer"]
     if request.args.get("mode") == "terminology":
-        # cache-id content lives in one worker's memory: advertised only when there is one
-        return fhir_response(terminology_capabilities(current(), base_url(),
-                                                      cache_ids=settings.workers == 1))
+        # advertised when every worker finds what one was sent (cache_ids.py)
+        shared = _server().cached.shared or settings.workers == 1
+        return fhir_response(terminology_capabilities(current(), base_url(), cache_ids=shared))
     return fhir_response(capability_statement(current(), base_url(), set(ROUTED),
                                               writes=authorizer.writes_enabled,
                                               jwt=authorizer.jwt_enabled))
