@@ -36,7 +36,7 @@ STALLING_REPLICA = """
 import os, sys, time
 from pathlib import Path
 from terminology.http.app import create_app
-from terminology.http.server import serve_production
+from terminology.http.server.workers import serve_production
 from terminology.http.wsgi import drain
 from terminology.settings import BUNDLED_CONTENT, Settings
 
