@@ -146,21 +146,46 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"CodeSystem {p.url}|{p.version}: {p.total()} concepts")
     print(f"ValueSets: {len(registry.resources('ValueSet'))}; "
           f"ConceptMaps: {len(registry.resources('ConceptMap'))}")
+    return _check_cpt(args.cpt or [])
+
+
+def _check_cpt(databases: list[Path]) -> int:
+    """Check each CPT database without serving it; 2 with the first problem."""
+    from terminology.content import cpt_database_files
+    from terminology.cpt.check import check_cpt_database
+    from terminology.cpt.release import CptDataError
+
+    try:
+        files = cpt_database_files(databases)  # a folder: every *.db in it
+    except ContentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in files:
+        try:
+            lines = check_cpt_database(path)
+        except CptDataError as e:
+            print(f"error: CPT database {e}", file=sys.stderr)
+            return 2
+        for line in lines:
+            print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     return 0
 
 
 def cmd_import_cpt(args: argparse.Namespace) -> int:
-    """Import an AMA CPT release folder into a SQLite database."""
-    from terminology.cpt.ama_import import AmaImportError, import_to_db
+    """Import an AMA CPT release folder into a SQLite database and print the import report."""
+    from terminology.cpt.ama_import import AmaImportError, import_release_to_db
 
     started = time.monotonic()
     try:
-        release = import_to_db(args.source, args.version, args.out)
+        report = import_release_to_db(args.source, args.version, args.out, strict=args.strict)
     except AmaImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    release = report.release
     print(f"imported CPT {release.version}: {len(release.concepts)} concepts into {args.out} "
           f"in {time.monotonic() - started:.1f} s")
+    for line in report.lines():
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     return 0
 
 
@@ -209,12 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--content", type=Path, action="append", metavar="DIR")
     check.add_argument("--package", type=Path, action="append", metavar="PATH")
     check.add_argument("--no-bundled", action="store_true")
+    check.add_argument("--cpt", type=Path, action="append", metavar="FILE",
+                       help="a CPT SQLite database to check (schema, counts, a sample of "
+                            "lookups) without serving it (repeatable)")
     check.set_defaults(func=cmd_check)
 
     imp = sub.add_parser("import-cpt", help="import an AMA CPT release into a SQLite database")
     imp.add_argument("source", type=Path, help="the AMA release folder, or the release .zip")
     imp.add_argument("--version", required=True, help="the CPT version, e.g. 2026")
     imp.add_argument("--out", type=Path, required=True, help="the SQLite file to write")
+    imp.add_argument("--strict", action="store_true",
+                     help="fail (and write nothing) when the release lacks what every CPT "
+                          "release has: general modifiers, 26, 59, LT, RT")
     imp.set_defaults(func=cmd_import_cpt)
     return parser
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from terminology.cpt import CPT_URL
+from terminology.cpt import CPT_URL, served_releases
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
@@ -28,7 +28,7 @@ from terminology.errors import BadRequest
 from terminology.packages import PackageError, package_resources
 from terminology.providers.base import CodeSystemProvider
 from terminology.providers.fhir import FhirCodeSystemProvider
-from terminology.registry import Registry
+from terminology.registry import Registry, version_key
 from terminology.settings import Settings
 
 RESOURCE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
@@ -239,8 +239,10 @@ def load_registry(dirs: Iterable[Path], memo_path: Path | None = None,
 
 
 def _load_files(dirs: Iterable[Path], memo_path: Path | None, packages: Iterable[Path],
-                cpt_rules: str) -> Registry:
-    """The registry of the resources in `dirs` and `packages` (see load_registry)."""
+                cpt_rules: str, *, without_cpt: bool = False) -> Registry:
+    """The registry of the resources in `dirs` and `packages` (see load_registry);
+    `without_cpt`: CPT CodeSystems among them (the bundled fragment) are validated but not
+    served, because the operator's CPT databases are."""
     memo = ValidationMemo(memo_path)
     loaded: list[LoadedResource] = []
     skipped: Counter[str] = Counter()
@@ -266,6 +268,8 @@ def _load_files(dirs: Iterable[Path], memo_path: Path | None, packages: Iterable
             raise ContentError(item.source, f"{r['resourceType']}.url",
                                f"{key[1]}|{key[2]} is also defined in {seen[key]}")
         seen[key] = item.source
+        if without_cpt and r["resourceType"] == "CodeSystem" and r.get("url") == CPT_URL:
+            continue
         add_resource(registry, r, cpt_rules)
     memo.save()
     for provider in registry.providers():
@@ -349,7 +353,8 @@ def request_resource(resource: dict[str, Any], where: str, label: str) -> Any:
 
 
 # Parameters that carry a resource used for this request only, and the type each must be.
-INLINE_RESOURCE_PARAMS = {"valueSet": "ValueSet", "codeSystem": "CodeSystem", "conceptMap": "ConceptMap"}
+INLINE_RESOURCE_PARAMS = {"valueSet": "ValueSet", "codeSystem": "CodeSystem", "conceptMap": "ConceptMap",
+                          "thisValueSet": "ValueSet", "otherValueSet": "ValueSet"}
 
 
 def check_inline_resource(name: str, resource: dict[str, Any]) -> None:
@@ -406,27 +411,35 @@ def cpt_database_files(paths: Iterable[Path]) -> list[Path]:
 def load_content(settings: Settings) -> Registry:
     """The registry of the content folders and packages plus any CPT databases, CPT
     expressions checked with the rule set `settings.cpt_rules`, and the ConceptMaps derived
-    from CPT."""
+    from CPT.
+
+    The CPT served is the operator's databases when any is configured (every version side by
+    side, the newest answering requests without a version) and the bundled fragment only when
+    none is: a licensed release never has a fragment of another version in front of it."""
     if settings.cpt_rules not in RULE_SETS:
         raise ContentError("settings", "cpt_rules (TX_CPT_RULES)",
                            f"{settings.cpt_rules!r} is not one of {', '.join(RULE_SETS)}")
+    databases = cpt_database_files(settings.cpt_databases)
     registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
-                           settings.cpt_rules)
-    for path in cpt_database_files(settings.cpt_databases):
-        cpt = CptProvider.from_database(path, settings.cpt_rules)
+                           settings.cpt_rules, without_cpt=bool(databases))
+    releases = [CptProvider.from_database(path, settings.cpt_rules) for path in databases]
+    if releases:
+        # CodeSystem/cpt (the fragment's id) reads the newest release; older ones keep cpt-<version>
+        max(releases, key=lambda p: version_key(p.version)).resource["id"] = "cpt"
+    for cpt in releases:
         cpt.prepare_indexes()  # before workers fork: they share the indexes
         registry.add_code_system(cpt)
     _add_derived_maps(registry)
     for provider in registry.providers():
         if isinstance(provider, CptProvider):
             provider.lookup_copyright = settings.cpt_copyright
+    log.info("CPT served: %s", served_releases(registry) or "none")
     return registry
 
 
 def _add_derived_maps(registry: Registry) -> None:
     """Register the ConceptMaps derived from each CPT release served (contrast alternatives,
-    DICOM modality): ordinary ConceptMaps for read, search and $translate. A database of the
-    bundled fragment's version replaces the fragment, so only the release served is used."""
+    DICOM modality): ordinary ConceptMaps for read, search and $translate."""
     for provider in registry.providers():
         if isinstance(provider, CptProvider):
             for concept_map in provider.derived_concept_maps():

@@ -17,7 +17,11 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-BUNDLED_CONTENT = Path(__file__).resolve().parent.parent / "codesystems"
+# The shipped content: inside the package when installed from a wheel (setup.py copies it
+# there), else codesystems/ at the top of the checkout.
+_PACKAGED_CONTENT = Path(__file__).resolve().parent / "codesystems"
+BUNDLED_CONTENT = (_PACKAGED_CONTENT if _PACKAGED_CONTENT.is_dir()
+                   else Path(__file__).resolve().parent.parent / "codesystems")
 # The statement tx.fhir.org adds to every CPT $lookup answer (the AMA's notice for CPT
 # content distributed through HL7's terminology services).
 CPT_COPYRIGHT_NOTICE = ("This response content from CPT, which is copyright © 2002+ American "
@@ -268,7 +272,7 @@ def settings_markdown() -> str:
     """Every setting as a Markdown table (README.md's Environment variables)."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for f in fields(Settings):
-        default = _shown_default(f).replace(str(BUNDLED_CONTENT), "codesystems/ of the checkout")
+        default = _shown_default(f).replace(str(BUNDLED_CONTENT), "the bundled codesystems/")
         text = f.metadata.get("help", "").replace("*", "\\*").replace("|", "\\|")
         if f.metadata.get("choices"):
             text += f" (one of {', '.join(f.metadata['choices'])})"

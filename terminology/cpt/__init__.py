@@ -17,6 +17,24 @@ The rest of the server reaches CPT only through the provider (chosen in
 terminology.content) and the CLI (`terminology import-cpt`).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from terminology.registry import Registry
+
 CPT_URL = "http://www.ama-assn.org/go/cpt"
 
-__all__ = ["CPT_URL"]
+__all__ = ["CPT_URL", "served_releases"]
+
+
+def served_releases(registry: Registry) -> str:
+    """The CPT releases a registry serves, oldest first: "2025 (complete, 11071 codes and
+    modifiers)"; empty when it serves none. The start-up log and the CapabilityStatement say it."""
+    out = []
+    for version in registry.code_system_versions(CPT_URL):
+        provider = registry.code_system(CPT_URL, version)
+        if provider is not None:
+            out.append(f"{version} ({provider.content}, {provider.total()} codes and modifiers)")
+    return "; ".join(out)

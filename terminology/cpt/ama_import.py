@@ -30,38 +30,9 @@ Appendix P (optional): AppendixP.txt, or any .txt file whose name contains "Appe
     After the header block, every CPT code found in the text (one per line or within
     prose) gets `telemedicine` = 'true'.
 
-MODUL.txt (optional): CPT Appendix A, in this layout (our own; the AMA's file is prose):
-
-    <header block>                     copyright lines, then a blank line
-    CPT Modifiers                      section heading, at column 0
-    25 Significant, Separately ...: It may be necessary to indicate that on the day
-       a procedure ... was performed, ...    continuation lines are indented
-    26 Professional Component: ...
-    Anesthesia Physical Status Modifiers
-    P1 A normal healthy patient
-    CPT Level I Modifiers for Ambulatory Surgery Center (ASC) Hospital Outpatient Use
-    25 Significant, Separately ...
-    Category II Modifiers
-    1P Performance Measure Exclusion Modifier due to Medical Reasons ...
-    Level II (HCPCS/National) Modifiers
-    E1 Upper left, eyelid
-
-    A heading is a column-0 line containing the word "modifiers" (case-insensitive) that
-    does not start with a code of the current section; the first matching row classifies it:
-
-        "physical status"       -> physical-status   codes P1..P6
-        "category ii"           -> cat-2             codes 1P, 2P, ... (digit + P)
-        "level ii" or "hcpcs"   -> hcpcs             two upper-case letters/digits
-        "level i"               -> cat-1             two digits
-        anything else           -> general           two digits
-
-    A column-0 line starting with a code of the current section, or the code and a colon
-    (`P1: A normal healthy patient`, as the AMA's own pipeline writes it), opens a modifier; its
-    display is that line's text plus its indented continuation lines, whitespace collapsed
-    (the file writes "Title: text"). Lines before the first heading are introduction and
-    ignored; blank lines are ignored. A code listed in several sections (typically general
-    and cat-1) is one concept with each kind, in the order general, cat-1, physical-status,
-    cat-2, hcpcs, and the display of the earliest of those sections.
+MODUL.txt (optional): CPT Appendix A, the modifiers, read as the AMA lays it out (the
+    general list before the first heading, then the physical-status, cat-1, cat-2 and hcpcs
+    sections): the layout and its rules are in terminology/cpt/ama_modul.py.
 
 Kinds of codes, by the fifth character
     digit   code    (Category I)
@@ -84,10 +55,15 @@ import sqlite3
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from terminology.cpt.ama_files import AmaImportError, Source, read_lines
+
+__all__ = ["AmaImportError", "import_ama_release", "import_release", "import_release_to_db",
+           "import_to_db"]
+from terminology.cpt.ama_modul import read_modul
 from terminology.cpt.facets import derive_facets
+from terminology.cpt.import_report import ImportReport
 from terminology.cpt.release import CptConcept, CptRelease, write_cpt_db
 
 LONG = "LONGULT.txt"
@@ -104,61 +80,13 @@ KIND_BY_LAST_CHARACTER = {"F": "cat-2", "T": "cat-3", "U": "pla", "A": "code", "
 # nucleic acid detection; 90611 smallpox and monkeypox vaccine; 90622 vaccinia vaccine.
 ORTHOPOX_CODES = frozenset({"87593", "90611", "90622"})
 
-MODIFIER_KIND_ORDER = ("general", "cat-1", "physical-status", "cat-2", "hcpcs")
-
 _CODE = re.compile(r"[0-9]{4}[0-9AFMTU]")
 _CODE_IN_TEXT = re.compile(r"\b[0-9]{4}[0-9AFMTU]\b")
 _TAB_RECORD = re.compile(r"\S{1,10}\t")
 _FIXED_RECORD = re.compile(r"[0-9]{4}[0-9A-Z] ")
 _APPENDIX_RECORD = re.compile(r"\s*[0-9]{4}[0-9A-Z]\b")
 _APPENDIX_P_NAME = re.compile(r"appendix[\s_-]*p(?![a-z])")
-_HEADING_WORD = re.compile(r"\bmodifiers\b", re.IGNORECASE)
-_HEADINGS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"physical status", re.IGNORECASE), "physical-status"),
-    (re.compile(r"\bcategory ii\b", re.IGNORECASE), "cat-2"),
-    (re.compile(r"\blevel ii\b|hcpcs", re.IGNORECASE), "hcpcs"),
-    (re.compile(r"\blevel i\b", re.IGNORECASE), "cat-1"),
-    (re.compile(r""), "general"),  # any other heading naming modifiers
-)
-_MODIFIER_CODES = {
-    "general": re.compile(r"[0-9]{2}"),
-    "cat-1": re.compile(r"[0-9]{2}"),
-    "physical-status": re.compile(r"P[1-6]"),
-    "cat-2": re.compile(r"[0-9]P"),
-    "hcpcs": re.compile(r"[A-Z0-9]{2}"),
-}
-_UNDEFINED_IN_CP1252 = "0x81, 0x8D, 0x8F, 0x90, 0x9D"
 MAX_ZIP_BYTES = 4 * 1024**3  # uncompressed; a CPT release is a few hundred MB
-
-
-class AmaImportError(Exception):
-    """A problem in the AMA distribution files, with the file and line it was found at."""
-
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        super().__init__(file, line, message)
-        self.file = file
-        self.line = line
-        self.message = message
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file} line {self.line}"
-        return f"{where}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Source:
-    """A distribution file: where it is and the name used for it in messages."""
-
-    path: Path
-    name: str  # the path relative to the release folder
-
-
-@dataclass(slots=True)
-class _Modifier:
-    """A modifier being collected from MODUL.txt."""
-
-    code: str
-    displays: dict[str, str] = field(default_factory=dict)  # kind -> display
 
 
 # --- entry points ------------------------------------------------------------------------
@@ -166,6 +94,11 @@ class _Modifier:
 
 def import_ama_release(source_dir: Path, version: str) -> CptRelease:
     """Read an AMA CPT release (a folder or the release .zip) into a CptRelease."""
+    return import_release(source_dir, version).release
+
+
+def import_release(source_dir: Path, version: str) -> ImportReport:
+    """Read an AMA CPT release (a folder or the release .zip): the release and its report."""
     source_dir = Path(source_dir)
     if source_dir.is_file() and zipfile.is_zipfile(source_dir):
         return _import_zip(source_dir, version)
@@ -174,7 +107,7 @@ def import_ama_release(source_dir: Path, version: str) -> CptRelease:
     return _import_folder(source_dir, version, str(source_dir))
 
 
-def _import_zip(archive: Path, version: str) -> CptRelease:
+def _import_zip(archive: Path, version: str) -> ImportReport:
     """Extract the release .zip to a temporary folder and import that."""
     with tempfile.TemporaryDirectory(prefix="cpt-release-") as tmp:
         try:
@@ -192,12 +125,13 @@ def _import_zip(archive: Path, version: str) -> CptRelease:
             raise AmaImportError(file, e.line, e.message) from None
 
 
-def _import_folder(source_dir: Path, version: str, label: str) -> CptRelease:
+def _import_folder(source_dir: Path, version: str, label: str) -> ImportReport:
     """Read a release folder (`label` names it in messages)."""
     if not version.strip():
         raise AmaImportError(label, None, "the CPT version is empty")
     files = _FileIndex(source_dir, label)
     release = CptRelease(version=version.strip())
+    report = ImportReport(release)
     _read_long(files.required(LONG), release)
     for name, dtype in ((UPPER, "upper"), (MEDIUM, "med"), (SHORT, "short")):
         if (src := files.optional(name)) is not None:
@@ -211,19 +145,30 @@ def _import_folder(source_dir: Path, version: str, label: str) -> CptRelease:
     _mark_orthopox(release)
     _add_facets(release)
     if (src := files.optional(MODIFIERS)) is not None:
-        _read_modifiers(src, release)
-    return release
+        _read_modifiers(src, report)
+    return report
 
 
-def import_to_db(source_dir: Path, version: str, out: Path) -> CptRelease:
+def import_to_db(source_dir: Path, version: str, out: Path, *, strict: bool = False) -> CptRelease:
     """Import a release folder and write it to the SQLite file `out`, atomically."""
-    release = import_ama_release(source_dir, version)
+    return import_release_to_db(source_dir, version, out, strict=strict).release
+
+
+def import_release_to_db(source_dir: Path, version: str, out: Path, *,
+                         strict: bool = False) -> ImportReport:
+    """Import a release and write it to the SQLite file `out`, atomically; its report.
+
+    `strict`: what every CPT release has and this one lacks (the report's warnings) is an
+    error, and nothing is written."""
+    report = import_release(source_dir, version)
+    if strict and (warnings := report.warnings()):
+        raise AmaImportError(str(source_dir), None, "; ".join(warnings) + " (--strict)")
     out = Path(out)
     try:
-        write_cpt_db(release, out)
+        write_cpt_db(report.release, out)
     except (OSError, sqlite3.Error) as e:
         raise AmaImportError(str(out), None, f"cannot write the CPT database: {e}") from e
-    return release
+    return report
 
 
 # --- finding and reading files -----------------------------------------------------------
@@ -240,52 +185,33 @@ class _FileIndex:
             if path.is_file():
                 self.by_name.setdefault(path.name.lower(), []).append(path)
 
-    def _source(self, name: str, paths: list[Path]) -> _Source:
+    def _source(self, name: str, paths: list[Path]) -> Source:
         """The one file among `paths`; an error naming them all when there are several."""
         if len(paths) > 1:
             listed = ", ".join(self._relative(p) for p in paths)
             raise AmaImportError(name, None, f"found more than once: {listed}")
-        return _Source(paths[0], self._relative(paths[0]))
+        return Source(paths[0], self._relative(paths[0]))
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
-    def optional(self, name: str) -> _Source | None:
+    def optional(self, name: str) -> Source | None:
         """The file called `name` (any case, any folder), or None."""
         paths = self.by_name.get(name.lower())
         return self._source(name, paths) if paths else None
 
-    def required(self, name: str) -> _Source:
+    def required(self, name: str) -> Source:
         """The file called `name`; an error when the release does not have it."""
         src = self.optional(name)
         if src is None:
             raise AmaImportError(name, None, f"required file not found in {self.label}")
         return src
 
-    def appendix_p(self) -> _Source | None:
+    def appendix_p(self) -> Source | None:
         """The Appendix P list: AppendixP.txt or a .txt whose name contains 'Appendix P'."""
         paths = [p for name, ps in self.by_name.items() for p in ps
                  if name.endswith(".txt") and _APPENDIX_P_NAME.search(name)]
         return self._source("Appendix P", sorted(paths)) if paths else None
-
-
-def _read_lines(src: _Source) -> list[str]:
-    """The file's lines: UTF-8 (BOM dropped), else cp1252; an error when neither decodes."""
-    data = src.path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise AmaImportError(
-                src.name, line,
-                f"byte 0x{data[e.start]:02X} is neither UTF-8 nor cp1252 (cp1252 leaves "
-                f"{_UNDEFINED_IN_CP1252} undefined): unreadable encoding") from e
-    return [line.rstrip("\r") for line in text.split("\n")]
 
 
 def _records(lines: list[str], is_record: Callable[[str], bool]) -> Iterator[tuple[int, str]]:
@@ -307,7 +233,7 @@ def _starts_with(pattern: re.Pattern[str]) -> Callable[[str], bool]:
     return lambda line: pattern.match(line) is not None
 
 
-def _check_code(src: _Source, line: int, code: str) -> None:
+def _check_code(src: Source, line: int, code: str) -> None:
     """An error unless `code` is a five-character CPT code."""
     if len(code) != 5:
         raise AmaImportError(src.name, line, f"code {code!r} is not five characters")
@@ -316,7 +242,7 @@ def _check_code(src: _Source, line: int, code: str) -> None:
                              "then a digit or one of A, F, M, T, U)")
 
 
-def _known(src: _Source, line: int, code: str, release: CptRelease) -> CptConcept:
+def _known(src: Source, line: int, code: str, release: CptRelease) -> CptConcept:
     """The concept read from LONGULT.txt for `code`; an error when there is none."""
     concept = release.concepts.get(code)
     if concept is None:
@@ -327,7 +253,7 @@ def _known(src: _Source, line: int, code: str, release: CptRelease) -> CptConcep
 class _Seen:
     """Keys already read from one file, to report duplicates with the first line."""
 
-    def __init__(self, src: _Source, what: str) -> None:
+    def __init__(self, src: Source, what: str) -> None:
         self.src = src
         self.what = what
         self.lines: dict[str, int] = {}
@@ -342,7 +268,7 @@ class _Seen:
 # --- descriptor files --------------------------------------------------------------------
 
 
-def _tab_record(src: _Source, line_no: int, line: str) -> tuple[str, str]:
+def _tab_record(src: Source, line_no: int, line: str) -> tuple[str, str]:
     """(code, descriptor) of a `code<TAB>descriptor` line."""
     code, tab, text = line.partition("\t")
     if not tab:
@@ -355,7 +281,7 @@ def _tab_record(src: _Source, line_no: int, line: str) -> tuple[str, str]:
     return code, text
 
 
-def _fixed_record(src: _Source, line_no: int, line: str) -> tuple[str, str]:
+def _fixed_record(src: Source, line_no: int, line: str) -> tuple[str, str]:
     """(code, descriptor) of a fixed-width `code<space>descriptor` line."""
     token = line.split(maxsplit=1)[0]
     if len(token) != 5:
@@ -368,10 +294,10 @@ def _fixed_record(src: _Source, line_no: int, line: str) -> tuple[str, str]:
     return token, text
 
 
-def _read_long(src: _Source, release: CptRelease) -> None:
+def _read_long(src: Source, release: CptRelease) -> None:
     """LONGULT.txt: every code, its display and its kind."""
     seen = _Seen(src, "code")
-    for line_no, line in _records(_read_lines(src), _starts_with(_TAB_RECORD)):
+    for line_no, line in _records(read_lines(src), _starts_with(_TAB_RECORD)):
         code, text = _tab_record(src, line_no, line)
         seen.add(code, line_no)
         kind = KIND_BY_LAST_CHARACTER.get(code[-1], "code")
@@ -382,21 +308,21 @@ def _read_long(src: _Source, release: CptRelease) -> None:
                              "then code<TAB>descriptor lines")
 
 
-def _read_descriptors(src: _Source, dtype: str, release: CptRelease) -> None:
+def _read_descriptors(src: Source, dtype: str, release: CptRelease) -> None:
     """LONGUT/MEDU/SHORTU.txt: one designation of type `dtype` per code."""
     tabbed = dtype == "upper"
     pattern = _TAB_RECORD if tabbed else _FIXED_RECORD
     parse = _tab_record if tabbed else _fixed_record
     seen = _Seen(src, "code")
-    for line_no, line in _records(_read_lines(src), _starts_with(pattern)):
+    for line_no, line in _records(read_lines(src), _starts_with(pattern)):
         code, text = parse(src, line_no, line)
         seen.add(code, line_no)
         _known(src, line_no, code, release).designations.append((dtype, text))
 
 
-def _tsv(src: _Source, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def _tsv(src: Source, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, {column: value}) for each row after the header row naming `columns`."""
-    lines = _read_lines(src)
+    lines = read_lines(src)
     header_at, header = _tsv_header(src, lines, columns)
     for line_no, cells in _tsv_rows(src, lines, header_at + 1):
         while len(cells) > len(header) and not cells[-1].strip():
@@ -408,7 +334,7 @@ def _tsv(src: _Source, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str
         yield line_no, {c: row[c] for c in columns}
 
 
-def _tsv_rows(src: _Source, lines: list[str], start: int) -> Iterator[tuple[int, list[str]]]:
+def _tsv_rows(src: Source, lines: list[str], start: int) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each non-blank row from index `start`: tab-separated,
     fields optionally quoted (a quoted field may hold tabs and line breaks)."""
     reader = csv.reader((line + "\n" for line in lines[start:]), delimiter="\t",
@@ -425,7 +351,7 @@ def _tsv_rows(src: _Source, lines: list[str], start: int) -> Iterator[tuple[int,
                              "for a quote inside)") from e
 
 
-def _tsv_header(src: _Source, lines: list[str], columns: tuple[str, ...]) -> tuple[int, list[str]]:
+def _tsv_header(src: Source, lines: list[str], columns: tuple[str, ...]) -> tuple[int, list[str]]:
     """The index and normalised cells of the header row (the first naming every column)."""
     for i, line in enumerate(lines):
         cells = [c.strip().strip('"').strip().lower().replace(" ", "_") for c in line.split("\t")]
@@ -434,7 +360,7 @@ def _tsv_header(src: _Source, lines: list[str], columns: tuple[str, ...]) -> tup
     raise AmaImportError(src.name, None, f"no header row with the columns {', '.join(columns)}")
 
 
-def _read_consumer(src: _Source, release: CptRelease) -> None:
+def _read_consumer(src: Source, release: CptRelease) -> None:
     """ConsumerDescriptor.txt: one `consumer` designation per code."""
     seen = _Seen(src, "code")
     for line_no, row in _tsv(src, ("concept_id", "cpt_code", "consumer_descriptor")):
@@ -446,7 +372,7 @@ def _read_consumer(src: _Source, release: CptRelease) -> None:
         _known(src, line_no, code, release).designations.append(("consumer", text))
 
 
-def _read_clinician(src: _Source, release: CptRelease) -> None:
+def _read_clinician(src: Source, release: CptRelease) -> None:
     """ClinicianDescriptor.txt: `clinician` designations, several per code, in file order."""
     columns = ("concept_id", "cpt_code", "clinician_descriptor_id", "clinician_descriptor")
     seen = _Seen(src, "clinician_descriptor_id")
@@ -462,9 +388,9 @@ def _read_clinician(src: _Source, release: CptRelease) -> None:
 # --- properties --------------------------------------------------------------------------
 
 
-def _read_appendix_p(src: _Source, release: CptRelease) -> None:
+def _read_appendix_p(src: Source, release: CptRelease) -> None:
     """Appendix P: every code named in the text is usable with modifier 95 (telemedicine)."""
-    for line_no, line in _records(_read_lines(src), _starts_with(_APPENDIX_RECORD)):
+    for line_no, line in _records(read_lines(src), _starts_with(_APPENDIX_RECORD)):
         for code in _CODE_IN_TEXT.findall(line):
             _known(src, line_no, code, release).properties["telemedicine"] = ["true"]
 
@@ -486,90 +412,12 @@ def _add_facets(release: CptRelease) -> None:
 # --- MODUL.txt ---------------------------------------------------------------------------
 
 
-def _heading_kind(line: str) -> str | None:
-    """The section kind a heading line opens, or None when the line is not a heading."""
-    if line[:1].isspace() or not _HEADING_WORD.search(line):
-        return None
-    return next(kind for pattern, kind in _HEADINGS if pattern.search(line))
-
-
-def _read_modifiers(src: _Source, release: CptRelease) -> None:
-    """MODUL.txt (Appendix A): modifiers with their display and kinds."""
-    parser = _ModifierParser(src)
-    for line_no, line in _records(_read_lines(src), lambda s: _heading_kind(s) is not None):
-        parser.feed(line_no, line)
-    parser.close()
-    if not parser.modifiers:
-        raise AmaImportError(src.name, None, "no modifiers found (see the layout in "
-                             "terminology/cpt/ama_import.py)")
-    for modifier in parser.modifiers.values():
-        release.concepts[modifier.code] = _modifier_concept(modifier)
-
-
-class _ModifierParser:
-    """Reads MODUL.txt line by line: headings, modifier lines, continuation lines."""
-
-    def __init__(self, src: _Source) -> None:
-        self.src = src
-        self.modifiers: dict[str, _Modifier] = {}
-        self.section: str | None = None  # the kind of the current section
-        self.current: _Modifier | None = None  # the modifier whose lines are being read
-        self.parts: list[str] = []
-
-    def feed(self, line_no: int, line: str) -> None:
-        """Take one non-blank line."""
-        if line[:1].isspace():
-            self._continue(line_no, line)
-            return
-        token, *more = line.split(maxsplit=1)
-        rest = more[0] if more else ""
-        if token.endswith(":") and self.section is not None and (
-                _MODIFIER_CODES[self.section].fullmatch(token[:-1])):
-            token = token[:-1]  # `P1: A normal healthy patient`
-        if self.section is not None and _MODIFIER_CODES[self.section].fullmatch(token):
-            self.close()
-            self.current = _open_modifier(self.src, line_no, token, self.section, rest,
-                                          self.modifiers)
-            self.parts = [rest]
-        elif (heading := _heading_kind(line)) is not None:
-            self.close()
-            self.section = heading
-        elif self.section is not None:
-            raise AmaImportError(self.src.name, line_no, f"expected a {self.section} modifier "
-                                 f"code or a section heading, found {token!r} (continuation "
-                                 "lines are indented)")
-        # else: introduction before the first heading
-
-    def _continue(self, line_no: int, line: str) -> None:
-        """An indented line: more text of the current modifier."""
-        if self.current is not None:
-            self.parts.append(line)
-        elif self.section is not None:
-            raise AmaImportError(self.src.name, line_no, "indented continuation line without "
-                                 "a modifier line before it")
-
-    def close(self) -> None:
-        """Finish the modifier being read: its display is its text, whitespace collapsed."""
-        if self.current is not None and self.section is not None:
-            self.current.displays[self.section] = " ".join(" ".join(self.parts).split())
-        self.current, self.parts = None, []
-
-
-def _open_modifier(src: _Source, line_no: int, code: str, kind: str, rest: str,
-                   modifiers: dict[str, _Modifier]) -> _Modifier:
-    """The modifier a code line opens, checking it is new to its section."""
-    if not rest.strip():
-        raise AmaImportError(src.name, line_no, f"modifier {code!r} has no description")
-    modifier = modifiers.setdefault(code, _Modifier(code))
-    if kind in modifier.displays:
-        raise AmaImportError(src.name, line_no, f"duplicate modifier {code!r} in the {kind} "
-                             "section")
-    modifier.displays[kind] = ""  # filled in when its last line has been read
-    return modifier
-
-
-def _modifier_concept(modifier: _Modifier) -> CptConcept:
-    """The concept of a modifier: kinds in canonical order, display from the first of them."""
-    kinds = [k for k in MODIFIER_KIND_ORDER if k in modifier.displays]
-    return CptConcept(code=modifier.code, modifier=True, display=modifier.displays[kinds[0]],
-                      properties={"kind": kinds})
+def _read_modifiers(src: Source, report: ImportReport) -> None:
+    """MODUL.txt (Appendix A, terminology.cpt.ama_modul): modifiers with display and kinds."""
+    content = read_modul(src.name, read_lines(src))
+    report.modul_read = True
+    report.introduction_lines = content.introduction_lines
+    for code, displays in content.displays.items():
+        kinds = content.kinds(code)
+        report.release.concepts[code] = CptConcept(
+            code=code, modifier=True, display=displays[kinds[0]], properties={"kind": kinds})

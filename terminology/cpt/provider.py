@@ -210,23 +210,29 @@ class CptProvider:
 
     def explain_unknown(self, code: str) -> str | None:
         """Why `code` is not a CPT code or valid expression, when there is more to say than
-        "unknown code": the rule an expression breaks, or the wrong separator."""
+        "unknown code": the wrong separator, a form CPT does not have, or the rule an
+        expression breaks."""
         if code in self._concepts:
             return None
+        if not cpt_rules.wrong_separator(code) and (bad := cpt_rules.syntax_error(code)):
+            return bad
         if cpt_rules.is_expression(code) or cpt_rules.wrong_separator(code):
             checked = cpt_rules.validate(code, self._release.concepts, self.rule_set)
             return checked if isinstance(checked, str) else None
         return None
 
     def grammar_error(self, code: str) -> str | None:
-        """Why `code` is invalid whatever else CPT holds: a wrong separator, or an expression
-        whose parts all exist but break a rule. Unlike a missing code, this makes the code
-        invalid even when the code system is only a fragment."""
+        """Why `code` is invalid whatever else CPT holds: a wrong separator, a form CPT does
+        not have (`hello`, `7212`, `72126:2`), or an expression whose parts all exist but
+        break a rule. Unlike a missing code, this makes the code invalid even when the code
+        system is only a fragment."""
         if code in self._concepts:
             return None
         if cpt_rules.wrong_separator(code):
             checked = cpt_rules.parse(code, self._release.concepts)
             return checked if isinstance(checked, str) else None
+        if (bad := cpt_rules.syntax_error(code)) is not None:
+            return bad
         if not cpt_rules.is_expression(code):
             return None
         parsed = cpt_rules.parse(code, self._release.concepts)

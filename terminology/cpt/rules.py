@@ -33,6 +33,7 @@ the rules it has).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -40,6 +41,17 @@ from terminology.cpt.release import CptConcept
 
 SEPARATOR = ":"
 WRONG_SEPARATORS = ("-", ".")
+
+# The forms of CPT (whatever release is loaded): a code is four digits and a digit or one of
+# F (Category II), T (Category III), U (PLA), A (vaccine administration), M (multianalyte
+# assays); a modifier is two characters: two digits (general, cat-1: 26), a digit and P
+# (cat-2: 1P), or a capital letter and a capital letter or digit (P1..P6, HCPCS: LT, F1).
+CODE_FORM = re.compile(r"[0-9]{4}[0-9AFMTU]")
+MODIFIER_FORM = re.compile(r"[0-9]{2}|[0-9]P|[A-Z][0-9A-Z]")
+CODE_FORM_TEXT = ("a CPT code is four digits followed by a digit or one of F, T, U, A, M "
+                  "(e.g. 72126, 0001F)")
+MODIFIER_FORM_TEXT = ("a CPT modifier is two digits (26), a digit and P (1P), or a capital "
+                      "letter followed by a capital letter or digit (LT, P1)")
 
 CPT_RULES = "cpt"
 TX_FHIR_ORG_RULES = "tx.fhir.org"
@@ -103,6 +115,27 @@ def is_expression(code: str) -> bool:
 def wrong_separator(code: str) -> str | None:
     """The separator character wrongly used in `code` ('-' or '.'), if any."""
     return next((s for s in WRONG_SEPARATORS if s in code), None)
+
+
+def syntax_error(code: str) -> str | None:
+    """Why `code` has no form CPT allows (a code, or a code with `:modifier` parts), so no
+    release holds it; None when it has one. A wrong separator is `parse`'s to explain."""
+    if SEPARATOR not in code:
+        if CODE_FORM.fullmatch(code):
+            return None
+        return f"The code '{code}' is not a valid CPT code: {CODE_FORM_TEXT}"
+    base, *modifiers = code.split(SEPARATOR)
+    if not base or not all(modifiers):
+        return (f"The CPT expression '{code}' has an empty part: an expression is a code "
+                f"followed by modifiers, each after one '{SEPARATOR}' (e.g. 72126{SEPARATOR}26)")
+    if not CODE_FORM.fullmatch(base):
+        return (f"The CPT expression '{code}' has the base code '{base}', which is not a valid "
+                f"CPT code: {CODE_FORM_TEXT}")
+    bad = next((m for m in modifiers if not MODIFIER_FORM.fullmatch(m)), None)
+    if bad is not None:
+        return (f"The CPT expression '{code}' has the modifier '{bad}', which is not a valid "
+                f"CPT modifier: {MODIFIER_FORM_TEXT}")
+    return None
 
 
 def parse(code: str, concepts: Mapping[str, CptConcept]) -> CptExpression | str:

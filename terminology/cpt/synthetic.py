@@ -18,7 +18,7 @@ material(s)", "; without ..., followed by contrast ..."), so the derived contras
 ConceptMap (terminology.cpt.concept_maps) has families to map. The output depends only on
 `n_codes` and `seed`.
 
-    python -m terminology.cpt.synthetic DEST [--codes N] [--seed S]
+    python -m terminology.cpt.synthetic DEST [--codes N] [--seed S] [--modul-layout ama|headed]
 """
 
 from __future__ import annotations
@@ -295,8 +295,28 @@ def modifier_display(code: str, kind: str) -> str:
             "the file so that continuation lines are exercised.")
 
 
-def _modul(dest: Path, seed: int) -> None:
-    """MODUL.txt in the layout terminology.cpt.ama_import documents."""
+MODUL_LAYOUTS = ("ama", "headed")
+_AMA_HEADINGS = {
+    "physical-status": "Anesthesia Physical Status",
+    "cat-1": "CPT Level I Modifiers",
+    "cat-2": "Category II Modifiers",
+    "hcpcs": "Level II (HCPCS/National) Modifiers",
+}
+_ONE_LINE_KINDS = ("physical-status", "hcpcs")  # the AMA lists these one per line
+
+
+def _modul(dest: Path, seed: int, layout: str = "ama") -> None:
+    """MODUL.txt in one of the layouts terminology.cpt.ama_modul reads: `ama` as the AMA
+    writes Appendix A (title, prose introduction, the general list with no heading, one
+    paragraph per modifier), `headed` (a heading before every list, indented continuations)."""
+    if layout not in MODUL_LAYOUTS:
+        raise ValueError(f"unknown MODUL.txt layout {layout!r}: use one of {', '.join(MODUL_LAYOUTS)}")
+    lines = _modul_ama(seed) if layout == "ama" else _modul_headed(seed)
+    _write(dest / "MODUL.txt", lines)
+
+
+def _modul_headed(seed: int) -> list[str]:
+    """Every list under its heading; continuation lines indented, no blank line between."""
     lines = _header("Appendix A", seed)
     lines += ["Synthetic introduction to Appendix A; it precedes the first heading.", ""]
     for kind, codes in SYNTHETIC_MODIFIERS.items():
@@ -305,18 +325,54 @@ def _modul(dest: Path, seed: int) -> None:
             wrapped = textwrap.wrap(modifier_display(code, kind), 76)
             lines += [f"{code} {wrapped[0]}", *(f"   {w}" for w in wrapped[1:])]
         lines.append("")
-    _write(dest / "MODUL.txt", lines)
+    return lines
 
 
-def write_synthetic_release(dest: Path, n_codes: int = 11000, seed: int = 0) -> None:
-    """Write a synthetic AMA-format CPT release of n_codes codes (plus modifiers) to dest."""
+def _modul_ama(seed: int) -> list[str]:
+    """The AMA's layout: the general modifiers follow the introduction with no heading."""
+    lines = ["Appendix A", COPYRIGHT, "",
+             *_paragraph(f"Synthetic introduction (seed {seed}): this list includes the "
+                         "synthetic modifiers of the test release. Modifiers report that a "
+                         "service was altered by a circumstance without changing its code."),
+             ""]
+    for kind, codes in SYNTHETIC_MODIFIERS.items():
+        if kind in _AMA_HEADINGS:
+            lines += [_AMA_HEADINGS[kind], "",
+                      f"Synthetic introduction to the {kind} modifiers.", ""]
+        for code in codes:
+            text = modifier_display(code, kind)
+            if kind in _ONE_LINE_KINDS:
+                lines.append(f"{code}: {text}" if kind == "physical-status" else f"{code} {text}")
+            else:
+                lines += [*_paragraph(f"{code} {text}"), ""]
+        if kind in _ONE_LINE_KINDS:
+            lines.append("")
+    return lines
+
+
+def _paragraph(text: str) -> list[str]:
+    """Text wrapped at 76 columns, unindented; a line that would start with a two-character
+    word is joined to the line before (it would read as a modifier line)."""
+    out: list[str] = []
+    for line in textwrap.wrap(text, 76):
+        if out and len(line.split(maxsplit=1)[0].rstrip(":")) == 2:
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return out
+
+
+def write_synthetic_release(dest: Path, n_codes: int = 11000, seed: int = 0,
+                            modul_layout: str = "ama") -> None:
+    """Write a synthetic AMA-format CPT release of n_codes codes (plus modifiers) to dest;
+    MODUL.txt in `modul_layout` (see _modul)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     codes = synthetic_codes(n_codes, seed)
     _descriptor_files(dest, codes, seed)
     _consumer_clinician(dest, codes, random.Random(seed + 2))
     _appendix_p(dest, codes, seed)
-    _modul(dest, seed)
+    _modul(dest, seed, modul_layout)
 
 
 def modifier_count() -> int:
@@ -325,13 +381,17 @@ def modifier_count() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m terminology.cpt.synthetic DEST [--codes N] [--seed S]`."""
+    """`python -m terminology.cpt.synthetic DEST [--codes N] [--seed S] [--modul-layout L]`."""
     parser = argparse.ArgumentParser(description="Write a synthetic AMA-format CPT release.")
     parser.add_argument("dest", type=Path, help="folder to write the release files into")
     parser.add_argument("--codes", type=int, default=11000, help="number of codes (11000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--modul-layout", choices=MODUL_LAYOUTS, default="ama",
+                        help="MODUL.txt as the AMA lays it out (ama, the default: no heading "
+                             "before the general modifiers) or with a heading before every "
+                             "list (headed)")
     args = parser.parse_args(argv)
-    write_synthetic_release(args.dest, args.codes, args.seed)
+    write_synthetic_release(args.dest, args.codes, args.seed, args.modul_layout)
     print(f"wrote a synthetic CPT release of {args.codes} codes and {modifier_count()} "
           f"modifiers to {args.dest}")
     return 0

@@ -9,6 +9,7 @@ terminology.operations.validate.
 from __future__ import annotations
 
 from terminology.operations.batch import handle_batch_validate
+from terminology.operations.compare import handle_compare
 from terminology.operations.context import Handler, OperationContext
 from terminology.operations.expand import handle_expand
 from terminology.operations.lookup import handle_lookup
@@ -25,6 +26,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("CodeSystem", "subsumes"): handle_subsumes,
     ("ValueSet", "batch-validate-code"): handle_batch_validate,
     ("ConceptMap", "translate"): handle_translate,
+    ("ValueSet", "compare"): handle_compare,
 }
 
 __all__ = ["HANDLERS", "Handler", "OperationContext"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from terminology import __version__
+from terminology.cpt import served_releases
 from terminology.registry import Registry
 
 SOFTWARE = "CPT imaging terminology server"
 RELEASE_DATE = "2026-11-26"
 OPERATION_BASE = "http://hl7.org/fhir/OperationDefinition/"
+TOOLS_OPERATION_BASE = "http://hl7.org/fhir/tools/OperationDefinition/"
 FEATURE_EXT = "http://hl7.org/fhir/uv/application-feature/StructureDefinition/feature"
 
 # (resource type, operation name, definition) for every operation the server answers.
@@ -21,6 +23,7 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("ValueSet", "validate-code", OPERATION_BASE + "ValueSet-validate-code"),
     ("ValueSet", "batch-validate-code", OPERATION_BASE + "ValueSet-batch-validate-code"),
     ("ConceptMap", "translate", OPERATION_BASE + "ConceptMap-translate"),
+    ("ValueSet", "compare", TOOLS_OPERATION_BASE + "ValueSet-compare"),  # HL7 FHIR Tooling IG
 ]
 EXPANSION_PARAMETERS = [
     "activeOnly", "check-system-version", "count", "default-valueset-version", "designation",
@@ -79,6 +82,7 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         if ops:
             entry["operation"] = ops
         resources.append(entry)
+    cpt = served_releases(registry)
     return {
         "resourceType": "CapabilityStatement",
         "extension": [
@@ -102,6 +106,7 @@ def capability_statement(registry: Registry, base_url: str, operations: set[str]
         "format": ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"],
         "rest": [{
             "mode": "server",
+            "documentation": f"CPT served: {cpt or 'none'}",
             "security": _security(writes, jwt),
             "resource": resources,
             "interaction": [{"code": "batch"}],
@@ -134,6 +139,10 @@ def terminology_capabilities(registry: Registry, base_url: str,
         code_systems.append(entry)
     return {
         "resourceType": "TerminologyCapabilities",
+        # R4 TerminologyCapabilities has no element for other operations: each one beyond the
+        # core set is named as a feature whose definition is its OperationDefinition.
+        "extension": [_feature(d, {"valueBoolean": True}) for t, name, d in OPERATIONS
+                      if d.startswith(TOOLS_OPERATION_BASE)],
         "url": f"{base_url}/metadata?mode=terminology",
         "version": __version__,
         "name": "CptImagingTerminologyCapabilities",

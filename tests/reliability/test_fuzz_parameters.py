@@ -29,7 +29,8 @@ PROPERTIES = ["concept", "code", "display", "parent", "child", "inactive", "modi
 OPERATORS = ["=", "is-a", "descendent-of", "is-not-a", "regex", "in", "not-in", "generalizes", "child-of",
              "descendent-leaf", "exists", "bogus"]
 BOOLEANS = {"activeOnly", "includeDesignations", "excludeNested", "abstract", "inferSystem",
-            "includeDefinition", "lenient-display-validation", "valueset-membership-only", "reverse"}
+            "includeDefinition", "lenient-display-validation", "valueset-membership-only", "reverse",
+            "diagnostics"}
 OPERATIONS = {
     "/fhir/CodeSystem/$lookup": ["system", "code", "version", "coding", "displayLanguage", "property"],
     "/fhir/CodeSystem/$validate-code": ["url", "code", "version", "display", "coding", "codeableConcept",
@@ -47,6 +48,8 @@ OPERATIONS = {
     "/fhir/CodeSystem/$subsumes": ["system", "codeA", "codeB", "version", "codingA", "codingB"],
     "/fhir/ConceptMap/$translate": ["url", "code", "system", "coding", "codeableConcept", "targetsystem",
                                     "reverse"],
+    # each request names both sides (see Generator.request), then some of these
+    "/fhir/ValueSet/$compare": ["diagnostics", "version-policy", "tx-resource"],
 }
 
 
@@ -100,7 +103,7 @@ class Generator:
             return {"valueCoding": self.coding()}
         if name == "codeableConcept":
             return {"valueCodeableConcept": {"coding": [self.coding() for _ in range(r.randint(0, 3))]}}
-        if name == "valueSet":
+        if name in ("valueSet", "thisValueSet", "otherValueSet"):
             return {"resource": self.value_set()}
         if name == "tx-resource":
             return {"resource": self.value_set() if r.random() < 0.6 else self.code_system()}
@@ -108,6 +111,10 @@ class Generator:
             return {"valueUri": f"{r.choice(SYSTEMS).split('|')[0]}|{r.choice(['2026', '1.0.0', 'x', '*'])}"}
         if name in ("system", "targetsystem"):
             return {"valueUri": r.choice(SYSTEMS)}
+        if name in ("thisUrl", "otherUrl"):
+            return {"valueUri": r.choice(VALUE_SETS)}
+        if name == "version-policy":
+            return {"valueCode": r.choice(["as-needed", "always", "never", "x"])}
         if name == "url":
             return {"valueUri": r.choice(VALUE_SETS + SYSTEMS)}
         if name == "displayLanguage":
@@ -121,7 +128,10 @@ class Generator:
     def request(self) -> tuple[str, bytes]:
         path = self.r.choice(sorted(OPERATIONS))
         names = OPERATIONS[path]
-        params = [{"name": n, **self.value(n)} for n in self.r.sample(names, self.r.randint(1, 6))]
+        params = [{"name": n, **self.value(n)} for n in self.r.sample(names, self.r.randint(1, min(6, len(names))))]
+        if path.endswith("$compare"):
+            sides = [self.r.choice([f"{side}Url", f"{side}ValueSet"]) for side in ("this", "other")]
+            params = [{"name": n, **self.value(n)} for n in sides] + params
         return path, orjson.dumps({"resourceType": "Parameters", "parameter": params})
 
 

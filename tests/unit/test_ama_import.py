@@ -260,12 +260,13 @@ def test_short_code_is_reported_with_file_and_line(tmp_path: Path) -> None:
      "concept_id\tcpt_code\tclinician_descriptor_id\tclinician_descriptor\n9\t55555\t1\tx\n",
      "ClinicianDescriptor.txt line 2: code '55555' is not in LONGULT.txt"),
     ("AppendixP.txt", HEADER + "99202\n55555\n", "AppendixP.txt line 5: code '55555' is not in"),
-    ("MODUL.txt", "header\n\nCPT Modifiers\n25 One\nnot indented\n",
-     "MODUL.txt line 5: expected a general modifier code or a section heading, found 'not'"),
+    ("MODUL.txt", "header\n\nCPT Modifiers\n25 One\n\nLT Left side\n",
+     "MODUL.txt line 6: expected a general modifier code (two digits) or a section heading, "
+     "found 'LT'"),
     ("MODUL.txt", "header\n\nCPT Modifiers\n25 One\n25 Two\n",
      "MODUL.txt line 5: duplicate modifier '25' in the general section"),
     ("MODUL.txt", "header\n\nCategory II Modifiers\n25 Wrong section\n",
-     "MODUL.txt line 4: expected a cat-2 modifier code"),
+     "MODUL.txt line 4: expected a cat-2 modifier code (a digit and P)"),
     ("MODUL.txt", "header\n\nCPT Modifiers\n25\n", "MODUL.txt line 4: modifier '25' has no"),
     ("MODUL.txt", "header\n\njust prose\n", "MODUL.txt: no modifiers found"),
 ])

@@ -35,6 +35,9 @@ OPERATION_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     "subsumes": {"codeA": STRING, "codeB": STRING, "system": STRING, "version": STRING},
     "translate": {"url": STRING, "code": STRING, "system": STRING, "version": STRING,
                   "coding": STRING, "targetsystem": STRING, "reverse": BOOLEAN},
+    "compare": {"thisUrl": STRING, "thisVersion": STRING, "otherUrl": STRING,
+                "otherVersion": STRING, "valueSetVersion": STRING, "diagnostics": BOOLEAN,
+                "version-policy": {"type": "string", "enum": ["as-needed", "always", "never"]}},
 }
 SEARCH_PARAMS: dict[str, dict[str, Any]] = {
     "url": STRING, "version": STRING, "name": STRING, "title": STRING, "status": STRING,
