@@ -146,6 +146,9 @@ class Settings:
     jwt_issuer: str = setting("", "the issuer JWT access tokens must name")
     jwt_audience: str = setting("", "the audience JWT access tokens must name")
     read_requires_token: bool = setting(False, "reads need a token with a read scope too")
+    cpt_text_requires_token: bool = setting(
+        False, "CPT descriptors (display, designations, definitions) only for a caller with a "
+               "token with a read scope; others get codes and results without the text")
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> Settings:
