@@ -16,11 +16,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from terminology.errors import BadRequest, FhirError, NotFound
+from terminology.http.licensed import withheld
 from terminology.http.web import concept as concepts
 from terminology.http.web import editor as editing
 from terminology.http.web import search as searching
 from terminology.http.web import valueset as valuesets
-from terminology.http.licensed import withheld
 from terminology.http.web.calls import FhirCall, registry, run, settings
 from terminology.operations.lookup import resolve_code_system
 
