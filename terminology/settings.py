@@ -68,7 +68,8 @@ class Settings:
     # Limits, enforced in one place each.
     max_expansion_size: int = setting(10_000, "largest unpaged expansion before too-costly",
                                       minimum=1)
-    max_cpt_expansion: int = setting(1_000, "largest CPT expansion (tx.fhir.org caps at 1000)",
+    max_cpt_expansion: int = setting(1_000, "largest CPT expansion (tx.fhir.org caps at 1000), "
+                                            "and most distinct CPT descriptors in any one answer",
                                      minimum=1)
     # terminology/cpt/rules.py RULE_SETS; content.load_content checks the name as well.
     cpt_rules: str = setting(

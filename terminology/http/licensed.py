@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from terminology.errors import TooCostly
+from terminology.errors import FhirError, TooCostly
 from terminology.http.authoring.auth import reads_something
 from terminology.http.exchange import Early, Exchange
 
@@ -71,7 +72,11 @@ def licensed_texts(registry: Registry | None) -> Texts:
 def _quoted(text: str, texts: Texts) -> Iterator[str]:
     """The descriptors a message quotes between apostrophes (a descriptor may hold one).
     Only quote pairs at most the longest descriptor apart are tried: linear in the message."""
-    marks = [i for i, c in enumerate(text) if c == "'"]
+    marks = []
+    at = text.find("'")
+    while at >= 0:
+        marks.append(at)
+        at = text.find("'", at + 1)
     for a, start in enumerate(marks):
         for end in marks[a + 1:]:
             if end - start - 1 > texts.longest:
@@ -82,24 +87,41 @@ def _quoted(text: str, texts: Texts) -> Iterator[str]:
 
 
 def _strings(node: Any, texts: Texts, out: dict[str, None]) -> None:
-    """Add the descriptors `node` carries to `out`, distinct, in document order (the first
-    ones of an answer are those kept past the bound). Iterative."""
+    """Add the descriptors `node` carries to `out`, distinct. Iterative, and the hot path of
+    every answer: one type test per value, one set lookup per string."""
     stack = [node]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
-        values = item.values() if isinstance(item, dict) else item
-        nested = []
-        for v in values:
-            if type(v) is str:
+        item = pop()
+        for v in (item.values() if type(item) is dict else item):
+            kind = type(v)
+            if kind is str:
                 if v in texts:
                     out[v] = None
                 elif "'" in v:
                     for q in _quoted(v, texts):
                         out[q] = None
+            elif kind is dict or kind is list:
+                push(v)
+
+
+def _in_order(node: Any, texts: Texts) -> list[str]:
+    """The descriptors `node` carries, distinct, in document order (past the bound only: the
+    first ones of an answer are those it keeps)."""
+    out: dict[str, None] = {}
+
+    def visit(item: Any) -> None:
+        for v in (item.values() if isinstance(item, dict) else item):
+            if isinstance(v, str):
+                if v in texts:
+                    out[v] = None
+                elif "'" in v:
+                    out.update(dict.fromkeys(_quoted(v, texts)))
             elif isinstance(v, (dict, list)):
-                nested.append(v)
-        if nested:
-            stack.extend(reversed(nested))
+                visit(v)
+
+    visit(node)
+    return list(out)
 
 
 def _scrub(node: Any, hidden: Texts) -> Any:
@@ -135,7 +157,8 @@ def _bound(x: Exchange) -> int:
 
 
 def _screen_one(x: Exchange, body: dict[str, Any], texts: Texts) -> dict[str, Any]:
-    """One resource against the request's running count: as is, scrubbed, or too-costly."""
+    """One resource against the request's running count: as is, or scrubbed; TooCostly for an
+    expansion past the bound (each path answers it as its error, with its status)."""
     found: dict[str, None] = {}
     _strings(body, texts, found)
     if not found:
@@ -147,13 +170,14 @@ def _screen_one(x: Exchange, body: dict[str, Any], texts: Texts) -> dict[str, An
         shown.update(new)
         return body
     if x.licensed and body.get("resourceType") == "ValueSet" and "expansion" in body:
-        return TooCostly(
+        raise TooCostly(
             f"This answer would carry more than {_bound(x)} distinct CPT descriptors, the licensed "
             "text this server hands out in one answer (setting max_cpt_expansion); ask for a "
-            "smaller expansion", expression="expansion").outcome()
-    keep = new[:max(room, 0)]
+            "smaller expansion", expression="expansion")
+    ordered = [t for t in _in_order(body, texts) if t not in shown]
+    keep = ordered[:max(room, 0)]
     shown.update(keep)
-    hidden = Texts(new[len(keep):])
+    hidden = Texts(ordered[len(keep):])
     hidden.longest = texts.longest
     copied = orjson.loads(orjson.dumps(body))  # never rewrite shared content in place
     return dict(_scrub(copied, hidden))
@@ -166,21 +190,19 @@ def licensed_text(x: Exchange, body: dict[str, Any]) -> dict[str, Any]:
     if not texts:
         return body
     if body.get("resourceType") == "Bundle" and body.get("type") == "batch-response":
-        for entry in body.get("entry", []):
+        for entry in body.get("entry", []):  # the batch is this request's own: changed in place
             resource = entry.get("resource")
             if isinstance(resource, dict):
-                screened = _screen_one(x, resource, texts)
-                if screened is not resource:
-                    _replace_entry(entry, screened)
+                try:
+                    entry["resource"] = _screen_one(x, resource, texts)
+                except FhirError as e:  # this entry is refused; the others keep their answers
+                    entry["resource"], entry["response"] = e.outcome(), {"status": _status(e.status)}
         return body
     return _screen_one(x, body, texts)
 
 
-def _replace_entry(entry: dict[str, Any], screened: dict[str, Any]) -> None:
-    """Put `screened` in place of `entry`'s resource (the batch Bundle is this request's own)."""
-    entry["resource"] = screened
-    if screened.get("resourceType") == "OperationOutcome":
-        entry["response"] = {"status": "422 Unprocessable Entity"}
+def _status(code: int) -> str:
+    return f"{code} {HTTPStatus(code).phrase}"
 
 
 def licensed_reader(x: Exchange) -> Early | None:
