@@ -48,7 +48,7 @@ def test_an_answer_without_licensed_text_is_the_same_object(registry: Registry) 
 
 
 def test_past_the_bound_messages_lose_the_quote_and_keep_the_rest(registry: Registry) -> None:
-    body = {"resourceType": "OperationOutcome", "issue": [wrong_display(c) for c in DISPLAYS]}
+    body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [wrong_display(c) for c in DISPLAYS]}
     out = licensed_text(exchange(registry, 1), body)
     texts = [i["details"]["text"] for i in out["issue"]]
     assert DISPLAYS["70010"] in texts[0]  # the first one of the answer is kept
