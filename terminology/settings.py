@@ -68,7 +68,8 @@ class Settings:
     # Limits, enforced in one place each.
     max_expansion_size: int = setting(10_000, "largest unpaged expansion before too-costly",
                                       minimum=1)
-    max_cpt_expansion: int = setting(1_000, "largest CPT expansion (tx.fhir.org caps at 1000)",
+    max_cpt_expansion: int = setting(1_000, "largest CPT expansion (tx.fhir.org caps at 1000), "
+                                            "and most distinct CPT descriptors in any one answer",
                                      minimum=1)
     # terminology/cpt/rules.py RULE_SETS; content.load_content checks the name as well.
     cpt_rules: str = setting(
@@ -154,6 +155,9 @@ class Settings:
     jwt_issuer: str = setting("", "the issuer JWT access tokens must name")
     jwt_audience: str = setting("", "the audience JWT access tokens must name")
     read_requires_token: bool = setting(False, "reads need a token with a read scope too")
+    cpt_text_requires_token: bool = setting(
+        False, "CPT descriptors (display, designations, definitions) only for a caller with a "
+               "token with a read scope; others get codes and results without the text")
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> Settings:

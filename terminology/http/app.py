@@ -67,9 +67,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 def _open_state(app: Flask, site: Site, registry: Registry) -> None:
     """The response cache and the authored-content state, when the settings ask for them."""
     settings = site.settings
-    # Repeated operation GETs answered from memory (fhir/response_cache.py); not when reads
-    # need a token (the cache answers in front of the read guard).
-    if settings.response_cache_bytes > 0 and not settings.read_requires_token:
+    # Repeated operation GETs answered from memory (fhir/response_cache.py); a hit runs the
+    # read guard too. Not while CPT text needs a token (pipeline._cached_reads says why).
+    if settings.response_cache_bytes > 0 and not settings.cpt_text_requires_token:
         site.cache = app.extensions["tx_response_cache"] = ResponseCache(settings.response_cache_bytes)
     # Authored resources (authoring/state.py): the store's content joins the registry.
     app.extensions["tx_authoring"] = None

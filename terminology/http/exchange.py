@@ -89,7 +89,7 @@ class Exchange:
 
     __slots__ = ("environ", "site", "stages", "method", "path", "args", "endpoint", "view_args",
                  "started", "request_id", "fmt", "registry", "who", "status", "headers", "body",
-                 "response", "resource", "streamed", "cached")
+                 "response", "resource", "streamed", "cached", "licensed", "cpt_shown")
 
     def __init__(self, environ: dict[str, Any], site: Site, stages: PathStages,
                  args: Mapping[str, str], endpoint: str | None = None,
@@ -114,6 +114,8 @@ class Exchange:
         self.resource: dict[str, Any] | None = None  # a read resource (its version validators)
         self.streamed = False
         self.cached = False
+        self.licensed = True  # may see licensed text (http/licensed.py; off: no token, when one is needed)
+        self.cpt_shown: set[str] = set()  # the licensed descriptors this request's answer carries
 
     def answer_bytes(self) -> bytes:
         """The body being sent."""

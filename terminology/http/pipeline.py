@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from terminology.http import metrics, stages
+from terminology.http import licensed, metrics, stages
 from terminology.http.authoring.auth import read_guard
 from terminology.http.exchange import CACHE_HIT, DISPATCH, FLASK, Exchange, PathStages, Site
 from terminology.http.fhir.conditional import ConditionalGet, validators
@@ -83,9 +83,11 @@ def thin_dispatch(app: WsgiApp, site: Site) -> WsgiApp:
 
 
 def _cached_reads(site: Site) -> bool:
-    """Whether answers may be given before the Flask routes (not while reads need a token:
-    the read guard runs on the Flask path only until it moves in front of them)."""
-    return not site.settings.read_requires_token
+    """Whether answers may be kept and replayed by the response cache. The read guard runs
+    on every path, a cache hit included, so a token for reads no longer turns it off; but
+    while CPT text needs a token, one request's answer may hold text another may not see
+    (the cache key does not hold who asks), so the cache is off then."""
+    return not site.settings.cpt_text_requires_token
 
 
 STAGES: tuple[Stage, ...] = (
@@ -96,7 +98,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("response cache", AROUND, response_cache,
           when=lambda site: site.cache is not None and _cached_reads(site)),
     Stage("thin dispatch", AROUND, thin_dispatch,
-          when=lambda site: site.settings.fast_dispatch and _cached_reads(site),
+          when=lambda site: site.settings.fast_dispatch,
           skips={CACHE_HIT: "the cache, in front of it, answered"}),
     Stage("request id", REQUEST, stages.request_id),
     Stage("size limits", REQUEST, stages.size_limits,
@@ -110,7 +112,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("query encoding", REQUEST, stages.query_encoding,
           skips={CACHE_HIT: "the query is part of the key; a bad one was answered 400, never stored"}),
     Stage("read guard", REQUEST, read_guard, when=lambda site: site.settings.read_requires_token),
+    Stage("licensed reader", REQUEST, licensed.licensed_reader,
+          when=lambda site: site.settings.cpt_text_requires_token,
+          skips={CACHE_HIT: "the response cache is off while CPT text needs a token"}),
     Stage("handler", HANDLER, None),
+    Stage("licensed text", RESOURCE, licensed.licensed_text,
+          skips={CACHE_HIT: "the stored answer passed it when it was computed"}),
     Stage("count expansions", RESOURCE, metrics.count_expansion,
           skips={CACHE_HIT: "counted when the answer was computed"}),
     Stage("mark cacheable", RESPONSE, mark_cacheable,

@@ -95,7 +95,7 @@ def test_every_stage_runs_on_the_dispatch_a_cache_hit_and_flask(
                         gzip=True, fast_dispatch=True, response_cache_bytes=1 << 20)
     app, seen = app_with_seen_stages(monkeypatch, settings, content)
     site: Site = app.extensions["tx_site"]
-    assert all(s.when(site) for s in STAGES if s.name != "read guard")  # every other stage is on
+    assert all(s.when(site) for s in STAGES if s.name not in ("read guard", "licensed reader"))  # every other stage is on
 
     status, first = send(app, QUERY)  # answered by the thin dispatch
     assert status == "200 OK"
@@ -115,21 +115,39 @@ def test_every_stage_runs_on_the_dispatch_a_cache_hit_and_flask(
     assert_every_stage_ran(site, seen, FLASK)
 
 
-def test_the_read_guard_runs_where_reads_need_a_token(
+def test_the_read_guard_runs_in_front_of_the_dispatch_and_the_cache(
         monkeypatch: pytest.MonkeyPatch, content: Registry, tmp_path: Path) -> None:
     settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], data_dir=tmp_path, write_tokens=TOKEN,
                         read_requires_token=True)
     app, seen = app_with_seen_stages(monkeypatch, settings, content)
     site: Site = app.extensions["tx_site"]
+    assert all(s.when(site) for s in STAGES if s.name in ("thin dispatch", "response cache"))
     status, _ = send(app, QUERY)
     assert status == "401 UNAUTHORIZED"
     seen.clear()
-    status, _ = send(app, QUERY, {"Authorization": f"Bearer {TOKEN}"})
+    status, first = send(app, QUERY, {"Authorization": f"Bearer {TOKEN}"})
     assert status == "200 OK"
-    assert ("read guard", FLASK) in seen
-    # the paths that answer before Flask are off while the guard runs only there, as declared
-    assert not any(s.when(site) for s in STAGES if s.name in ("thin dispatch", "response cache"))
-    assert_every_stage_ran(site, seen, FLASK)
+    assert ("read guard", DISPATCH) in seen
+    assert_every_stage_ran(site, seen, DISPATCH)
+    seen.clear()
+    status, again = send(app, QUERY, {"Authorization": f"Bearer {TOKEN}"})  # a cache hit
+    assert (status, again) == ("200 OK", first)
+    assert ("read guard", CACHE_HIT) in seen
+    status, _ = send(app, QUERY)  # the stored answer is not replayed without a token
+    assert status == "401 UNAUTHORIZED"
+
+
+def test_while_cpt_text_needs_a_token_the_cache_is_off_and_the_reader_is_checked(
+        monkeypatch: pytest.MonkeyPatch, content: Registry, tmp_path: Path) -> None:
+    settings = Settings(content_dirs=[BUNDLED_CONTENT, DATA], data_dir=tmp_path, write_tokens=TOKEN,
+                        cpt_text_requires_token=True)
+    app, seen = app_with_seen_stages(monkeypatch, settings, content)
+    site: Site = app.extensions["tx_site"]
+    assert not any(s.when(site) for s in STAGES if s.name in ("response cache", "mark cacheable"))
+    status, _ = send(app, QUERY)
+    assert status == "200 OK"
+    assert ("licensed reader", DISPATCH) in seen and ("licensed text", DISPATCH) in seen
+    assert_every_stage_ran(site, seen, DISPATCH)
 
 
 def test_the_list_names_each_stage_once_and_each_skip_has_a_reason() -> None:

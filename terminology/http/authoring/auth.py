@@ -143,13 +143,38 @@ class Authorizer:
                         scope=needed)
 
 
+# Paths anyone may read while reads need a token: the capability statement, the health
+# probes, the metrics (they show no content; /metrics has its own settings) and the
+# browser's static assets (stylesheets and scripts, no content).
+OPEN_PATHS = frozenset({"/fhir/metadata", "/healthz", "/readyz", "/metrics"})
+OPEN_PREFIXES = ("/assets/",)
+# Writes check their own token, for writing (a create is a POST to the type).
+SELF_GUARDED = frozenset({"writes.create"})
+
+
+def guarded(path: str, method: str, endpoint: str | None) -> bool:
+    """Whether a request needs a read token while reads need one (every route that shows
+    content: /fhir, the browser, the editor, the search pages and their JSON helpers)."""
+    if method not in ("GET", "HEAD", "POST") or endpoint in SELF_GUARDED:
+        return False
+    return path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES)
+
+
 def read_guard(x: Exchange) -> Early | None:
-    """Stage (setting read_requires_token): a read of /fhir needs a token with a read scope
-    (the capability statement excepted; a create checks its own token, for writing)."""
-    if (x.method in ("GET", "HEAD", "POST") and x.path.startswith("/fhir")
-            and x.path != "/fhir/metadata" and x.endpoint not in ("writes.create",)):
+    """Stage (setting read_requires_token): every request but those of the open list needs a
+    token with a read scope, on every path (the dispatch and a cache hit run it too)."""
+    if guarded(x.path, x.method, x.endpoint):
         authorizer: Authorizer = x.site.authorizer
         who = authorizer.authenticate(x.environ.get("HTTP_AUTHORIZATION"))
         x.who = who.who
-        authorizer.require(who, x.view_args.get("rtype", "*"), "read")
+        rtype = x.view_args.get("rtype")
+        if rtype is not None or x.path.startswith("/fhir"):
+            authorizer.require(who, rtype or "*", "read")
+        elif not reads_something(who):  # a page shows several types: any read scope will do
+            authorizer.require(who, "*", "read")
     return None
+
+
+def reads_something(who: Principal) -> bool:
+    """Whether the token may read (or search) some resource type."""
+    return who.grants is None or any(p in ("r", "s") for _, p in who.grants)

@@ -44,6 +44,7 @@ class Authoring:
         self.protected_urls = {(t, str(r.get("url"))) for t in ("ValueSet", "ConceptMap")
                                for r in registry.resources(t)}
         self.protected_urls |= {("CodeSystem", p.url) for p in registry.providers()}
+        self.reserved_urls = {url for _, url in self.protected_urls}  # whatever the type written
         self.deleted: set[tuple[str, str]] = set()
         self.stored: set[tuple[str, str]] = set()
         self.on_change: Callable[[], None] | None = None  # answers may differ from now on

@@ -33,9 +33,11 @@ from terminology.errors import (
 )
 from terminology.http.answers import screened
 from terminology.http.authoring.auth import Authorizer, Principal
+from terminology.http.fhir.body import fhir_body
 from terminology.http.fhir.conditional import instant_http_date
 from terminology.operations.write_checks import write_issues
 from terminology.providers.filters import request_deadline
+from terminology.registry import IMPLICIT_VS_MARK
 from terminology.store import NotStored, StoredVersion, UniqueCanonical, VersionConflict
 
 if TYPE_CHECKING:  # for annotations only: the store is opened where writes are enabled
@@ -88,13 +90,8 @@ def _read_resource(rtype: str) -> dict[str, Any]:
     if ctype and ctype not in JSON_TYPES:
         raise UnsupportedMediaType(f"Content-Type '{request.mimetype}' is not supported; "
                                    "send application/fhir+json")
-    raw = request.get_data(cache=False)
-    if not raw:
-        raise BadRequest(f"The request body is empty; send a {rtype} resource")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"The request body is not valid JSON: {e}") from e
+    # the one body reader: size, Content-Encoding and nesting limits (fhir/body.py)
+    body = fhir_body(f"a {rtype} resource")
     if not isinstance(body, dict) or body.get("resourceType") != rtype:
         got = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
         raise BadRequest(f"The body must be a {rtype} resource, not {got!r}", expression="resourceType")
@@ -169,6 +166,25 @@ def audited(action: str, rtype: str, rid: str | None, run: Any) -> Response:
         audit_log.info(f"{action} {rtype}/{entry.get('id')} {status}", extra={"fields": entry})
 
 
+def authenticated() -> Principal:
+    """Who the token speaks for (401 without a valid one): the first thing every write route
+    does, before it reads the body or matches anything (a conditional write's match would
+    otherwise tell a caller without a token which stored resource exists)."""
+    who = _authorizer().authenticate(request.headers.get("Authorization"))
+    g.who = who.who
+    return who
+
+
+def check_id(rid: str, where: str) -> None:
+    """400 unless `rid` is a FHIR id (1-64 of A-Z a-z 0-9 - .) other than '.' and '..'."""
+    if not FHIR_ID.match(rid):
+        raise BadRequest(f"'{rid}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .)", expression=where)
+    if rid in (".", ".."):
+        raise BadRequest(f"'{rid}' is not accepted as an id: the FHIR id rule allows it, but in a "
+                         "URL it is a path segment that clients normalise away, so the resource "
+                         "could not be addressed", expression=where)
+
+
 def principal(rtype: str, interaction: str) -> Principal:
     """The token's principal, allowed `interaction` on `rtype`; 401/403 otherwise."""
     authorizer = _authorizer()
@@ -181,32 +197,34 @@ def principal(rtype: str, interaction: str) -> Principal:
 def principal_first(rtype: str) -> None:
     """Before a PUT's body is read or its match run: 401 without a valid token, 403 when it
     may neither create nor update `rtype` (which one applies is decided later)."""
-    authorizer = _authorizer()
-    who = authorizer.authenticate(request.headers.get("Authorization"))
-    g.who = who.who
+    who = authenticated()
     if not (who.may(rtype, "c") or who.may(rtype, "u")):
-        authorizer.require(who, rtype, "update")
-
-
-def check_id(rid: str, expression: str) -> None:
-    """400 unless `rid` is a FHIR id; `.` and `..` too (URL-normalising clients cannot reach them)."""
-    if not FHIR_ID.match(rid):
-        raise BadRequest(f"'{rid}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .)", expression=expression)
-    if rid in (".", ".."):
-        raise BadRequest(f"'{rid}' is not accepted as an id: clients that normalise URLs cannot "
-                         "address it", expression=expression)
+        _authorizer().require(who, rtype, "update")
 
 
 def _refused_url(a: Authoring, rtype: str, resource: dict[str, Any]) -> list[Issue]:
-    """A missing url, or one of bundled or hosted content, which no write may shadow."""
+    """A missing url, or one the server computes or serves itself, which no write may take."""
     url = resource.get("url")
     if not url:
         return [Issue("error", "required", f"A stored {rtype} needs a url (its canonical "
                       "identity)", [f"{rtype}.url"])]
-    if (rtype, str(url)) in a.protected_urls:
-        return [Issue("error", "business-rule", f"'{url}' is bundled or hosted content; "
-                      "an authored resource may not replace or shadow it", [f"{rtype}.url"])]
+    reason = reserved_url(a, str(url))
+    if reason:
+        return [Issue("error", "business-rule", f"'{url}' {reason}; an authored resource may "
+                      "not replace or shadow it", [f"{rtype}.url"])]
     return []
+
+
+def reserved_url(a: Authoring, url: str) -> str | None:
+    """Why `url` is the server's own, or None: an implicit value set (`{code system}?fhir_vs`,
+    computed from the code system), or the url of bundled, derived or hosted content (a hosted
+    code system's url in any version, and whatever the type written)."""
+    canonical = url.partition("|")[0]
+    if IMPLICIT_VS_MARK in canonical:
+        return "is an implicit value set, which the server computes from its code system"
+    if canonical in a.reserved_urls:
+        return "is bundled or hosted content"
+    return None
 
 
 def check_writable(a: Authoring, rtype: str, rid: str, resource: dict[str, Any]) -> None:

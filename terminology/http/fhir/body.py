@@ -1,7 +1,7 @@
 """Request bodies: read within the size limit, gzip decoded, JSON parsed and its nesting bounded.
 
-Everything a client sends in a body passes here before any other code sees it, so the limits
-hold for every operation: the byte limit applies to the decoded size (a zip bomb stops at
+Everything a client sends in a body passes here before any other code sees it (operations,
+batch Bundles, writes, XML), so the limits hold for every request: the byte limit applies to the decoded size (a zip bomb stops at
 the limit), and no JSON deeper than the nesting limit reaches recursive code (model
 validation, parameter parsing, compose walking), which would otherwise exhaust the stack.
 """
@@ -153,6 +153,10 @@ def fhir_body(what: str, allow_empty: bool = False) -> Any:
         if allow_empty:
             return None
         raise BadRequest(f"The request body is empty; send {what}")
+    max_depth = current_app.extensions["tx_settings"].max_json_depth
     if fmt == XML:
-        return parse_body(raw, fmt)
-    return parse_json(raw, current_app.extensions["tx_settings"].max_json_depth)
+        value = parse_body(raw, fmt)
+        if json_depth_exceeds(value, max_depth):  # the same bound, whatever the format
+            raise too_deep(max_depth)
+        return value
+    return parse_json(raw, max_depth)

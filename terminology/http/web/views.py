@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from terminology.errors import BadRequest, FhirError, NotFound
+from terminology.http.licensed import withheld
 from terminology.http.web import changes as releases
 from terminology.http.web import concept as concepts
 from terminology.http.web import editor as editing
@@ -71,8 +72,13 @@ def copyrights(systems: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _page(template: str, calls: list[FhirCall], systems: Iterable[str] = (), **context: Any) -> str:
+    x = g.get("x")
+    text_withheld = x is not None and (not x.licensed or bool(x.cpt_shown) and
+                                       len(x.cpt_shown) >= settings().max_cpt_expansion)
+    context.setdefault("hidden", set())
     return render_template(template, calls=calls, copyrights=copyrights(systems),
-                           host_url=request.host_url, **context)
+                           host_url=request.host_url, text_withheld=text_withheld,
+                           needs_token=settings().cpt_text_requires_token, **context)
 
 
 # -- pages -----------------------------------------------------------------------------------
@@ -118,9 +124,12 @@ def concept_page() -> str:
     members = concepts.memberships(registry(), provider.url, view.code, provider.version)
     mapped = concepts.mappings(registry(), provider.url, view.code)
     calls = [call] + ([result.call] if result else [])  # memberships and mappings link their own
+    # text shown outside the operation answers counts on the same total (http/licensed.py)
+    hidden = withheld(g.get("x"), [m.display or "" for m in modifiers]
+                      + [t.display or "" for m in mapped for t in m.targets])
     return _page("concept.html", calls, [provider.url], view=view, provider=provider,
                  modifiers=modifiers, members=members, expression=expression, result=result,
-                 mappings=mapped)
+                 mappings=mapped, hidden=hidden)
 
 
 @web.get("/valueset")
@@ -248,7 +257,8 @@ def error_page(exc: Exception) -> tuple[str, int]:
         log.exception("unexpected error on page %s", request.path)
         status = 500
         messages = [f"An unexpected error occurred (request id {g.get('request_id', '')})"]
-    titles = {400: "Bad request", 404: "Not found", 422: "Too costly"}
+    titles = {400: "Bad request", 401: "Access token needed", 403: "Not allowed", 404: "Not found",
+              422: "Too costly"}
     failed = g.get("last_fhir_call")
     return render_template("error.html", status=status, title=titles.get(status, "Error"),
                            messages=messages, calls=[failed] if failed else [], copyrights=[],
