@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from terminology.cpt.ama_import import import_to_db
+from terminology.cpt.ama.importer import import_to_db
 
 from terminology.cpt.synthetic import write_synthetic_release
 from terminology.http.app import create_app
