@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from terminology.cpt.ama.importer import import_to_db
 
+from terminology.cpt.ama.importer import import_to_db
 from terminology.cpt.synthetic import write_synthetic_release
 from terminology.settings import Settings
 
