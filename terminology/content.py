@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from terminology.cpt import CPT_URL, served_releases
+from terminology.cpt.compare import ChangesMemo
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
@@ -454,8 +455,9 @@ def load_content(settings: Settings) -> Registry:
     databases = cpt_database_files(settings.cpt_databases)
     registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
                            settings.cpt_rules, without_cpt=bool(databases))
-    pool = ConceptPool()  # releases share their unchanged concepts (terminology.cpt.shared)
-    releases = [CptProvider.from_database(path, settings.cpt_rules, pool) for path in databases]
+    # releases share their unchanged concepts (terminology.cpt.shared)
+    with ConceptPool(databases, ChangesMemo(settings.release_changes_cache())) as pool:
+        releases = [CptProvider.from_database(path, settings.cpt_rules, pool) for path in databases]
     if releases:
         # CodeSystem/cpt (the fragment's id) reads the newest release; older ones keep cpt-<version>
         max(releases, key=lambda p: version_key(p.version)).resource["id"] = "cpt"

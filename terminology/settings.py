@@ -208,6 +208,12 @@ class Settings:
         base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return base / "cpt-terminology" / "validated.txt"
 
+    def release_changes_cache(self) -> Path:
+        """Where the codes changed between consecutive CPT databases are remembered
+        (terminology.cpt.compare.ChangesMemo)."""
+        base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "cpt-terminology" / "cpt-release-changes.json"
+
 
 def env_name(f: Field[Any]) -> str:
     """The environment variable of a Settings field."""
