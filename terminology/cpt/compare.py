@@ -114,6 +114,9 @@ def _declared(conn: sqlite3.Connection, db: str) -> dict[str, str]:
                              "AND name IN ('Concepts', 'Designations', 'Properties')").fetchall())
 
 
+MEMO_ENTRIES = 256  # pairs of databases a ChangesMemo remembers
+
+
 class ChangesMemo:
     """The codes found changed between consecutive databases, remembered on disk across
     restarts, by the identity (device, inode, size, modification and change times) of both
@@ -159,13 +162,15 @@ class ChangesMemo:
         self._seen[key] = None if changed is None else sorted(changed)
 
     def save(self) -> None:
-        """Keep the changes of this load (only these: a memo never grows), atomically."""
-        if self.path is None or not self._seen or self._seen == self._known:
+        """Add the changes of this load to those known (the newest MEMO_ENTRIES kept: other
+        servers on this host may load other databases), atomically."""
+        if self.path is None or all(self._known.get(k, False) == v for k, v in self._seen.items()):
             return
+        kept = {k: v for k, v in self._known.items() if k not in self._seen} | self._seen
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(orjson.dumps(self._seen))
+            tmp.write_bytes(orjson.dumps(dict(list(kept.items())[-MEMO_ENTRIES:])))
             os.replace(tmp, self.path)
         except OSError:
             pass

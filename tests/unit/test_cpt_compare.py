@@ -108,3 +108,10 @@ def test_a_memo_that_cannot_be_read_only_costs_the_scans(history: Path, tmp_path
     assert read_all(ConceptPool(paths, ChangesMemo(memo_file)), paths) == [
         dict(read_cpt_db(p).concepts) for p in paths]
     assert ChangesMemo(memo_file).knows(paths)  # rewritten whole
+
+
+def test_a_load_of_other_databases_keeps_what_the_memo_knows(history: Path, tmp_path: Path) -> None:
+    paths, memo_file = databases(history), tmp_path / "changes.json"
+    read_all(ConceptPool(paths, ChangesMemo(memo_file)), paths)
+    read_all(ConceptPool(paths[-1:], ChangesMemo(memo_file)), paths[-1:])  # the newest alone
+    assert ChangesMemo(memo_file).knows(paths) and ChangesMemo(memo_file).knows(paths[-1:])
