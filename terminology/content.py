@@ -9,6 +9,7 @@ and a restart with unchanged content skips the model validation.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from terminology.cpt import CPT_URL, served_releases
+from terminology.cpt.compare import ChangesMemo
 from terminology.cpt.provider import CptProvider
 from terminology.cpt.release import CptDataError
 from terminology.cpt.rules import CPT_RULES, RULE_SETS
@@ -447,15 +449,31 @@ def load_content(settings: Settings) -> Registry:
 
     The CPT served is the operator's databases when any is configured (every version side by
     side, the newest answering requests without a version) and the bundled fragment only when
-    none is: a licensed release never has a fragment of another version in front of it."""
+    none is: a licensed release never has a fragment of another version in front of it.
+
+    The cyclic garbage collector pauses meanwhile: a load makes hundreds of thousands of
+    objects that all live on, which its collections would only walk again and again (10-20 %
+    of a load with ten CPT releases); the caller collects once after (workers.py)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_content(settings)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_content(settings: Settings) -> Registry:
+    """load_content, the garbage collector paused."""
     if settings.cpt_rules not in RULE_SETS:
         raise ContentError("settings", "cpt_rules (TX_CPT_RULES)",
                            f"{settings.cpt_rules!r} is not one of {', '.join(RULE_SETS)}")
     databases = cpt_database_files(settings.cpt_databases)
     registry = _load_files(settings.content_dirs, settings.validation_cache(), settings.packages,
                            settings.cpt_rules, without_cpt=bool(databases))
-    pool = ConceptPool()  # releases share their unchanged concepts (terminology.cpt.shared)
-    releases = [CptProvider.from_database(path, settings.cpt_rules, pool) for path in databases]
+    # releases share their unchanged concepts (terminology.cpt.shared)
+    with ConceptPool(databases, ChangesMemo(settings.release_changes_cache())) as pool:
+        releases = [CptProvider.from_database(path, settings.cpt_rules, pool) for path in databases]
     if releases:
         # CodeSystem/cpt (the fragment's id) reads the newest release; older ones keep cpt-<version>
         max(releases, key=lambda p: version_key(p.version)).resource["id"] = "cpt"

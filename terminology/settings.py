@@ -111,7 +111,8 @@ class Settings:
                                 "(stalled uploads wait there, not in the `threads`)", minimum=1)
     log_level: str = setting("info", "log level", choices=("debug", "info", "warning", "error"))
     cache_dir: Path | None = setting(
-        None, "where hashes of validated content are remembered (unset: ~/.cache)")
+        None, "where hashes of validated content, and the codes changed between CPT "
+              "releases, are remembered (unset: ~/.cache)")
     # Serialized answers of identical operation GETs, per worker (response_cache.py); 0: off.
     response_cache_bytes: int = setting(
         64 * 1024 * 1024, "per-worker cache of answers to repeated operation GETs (0: off)",
@@ -211,6 +212,12 @@ class Settings:
         """Where hashes of content already validated with fhir.resources are remembered."""
         base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return base / "cpt-terminology" / "validated.txt"
+
+    def release_changes_cache(self) -> Path:
+        """Where the codes changed between consecutive CPT databases are remembered
+        (terminology.cpt.compare.ChangesMemo)."""
+        base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "cpt-terminology" / "cpt-release-changes.json"
 
 
 def env_name(f: Field[Any]) -> str:

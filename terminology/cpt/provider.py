@@ -192,18 +192,18 @@ class CptProvider:
         shared: dict[Any, Any] = pool.shared if pool is not None else {}
         self._cpt: list[CptConcept] = list(release.concepts.values())
         self._ordered: list[Concept] = (
-            [pool.concept(c, lambda c=c: _to_concept(c, shared)) for c in self._cpt]  # type: ignore[misc]
-            if pool is not None else [_to_concept(c, shared) for c in self._cpt])
+            pool.concepts(self._cpt, lambda c: _to_concept(c, shared)) if pool is not None
+            else [_to_concept(c, shared) for c in self._cpt])
         self._size = len(self._ordered)
         numbers: list[int] = shared.setdefault("positions", [])  # one int object per position
         numbers.extend(range(len(numbers), self._size))
-        self._order = {c.code: numbers[i] for i, c in enumerate(self._cpt)}
+        self._order = dict(zip([c.code for c in self._cpt], numbers, strict=False))
         self._by_code = _ByCode(self._order, self._cpt)  # code -> CptConcept, for the rules
-        # property -> value -> bitmap of the codes with that value (flags: 'true' and 'false')
-        self._index = _property_bitmaps(release, self._order, self._size)
-        # five-character codes sorted, and their positions, for 'code in' ranges
-        self._ranged = sorted(k for k in self._order if len(k) == 5)
-        self._ranged_pos = array("i", (self._order[k] for k in self._ranged))
+        # Built on first use (prepare_indexes builds them at load for the newest release):
+        # property -> value -> bitmap of the codes with that value (flags: 'true' and
+        # 'false'), and the five-character codes sorted with their positions ('code in').
+        self._bitmaps: dict[str, dict[str, int]] | None = None
+        self._ranges: tuple[list[str], array[int]] | None = None
         self._prop_defs: list[dict[str, Any]] = list(resource.get("property", []))
         self._filters: dict[tuple[str, str, str], CptFilter] = {}  # compiled, bounded
         self._text_index: TextIndex | None = None
@@ -303,10 +303,10 @@ class CptProvider:
                 return CptFilter(self, 0, open_to_expressions=True)
             return CptFilter(self, span_bitmap(0, self._size))
         if prop in FLAG_FILTERS and op == "=":
-            return CptFilter(self, self._index[prop]["true" if _flag(prop, op, value) else "false"])
+            return CptFilter(self, self._filter_index()[prop]["true" if _flag(prop, op, value) else "false"])
         if prop in VALUE_FILTERS and op in ("=", "in"):
             wanted = [value] if op == "=" else _split(value, ",")
-            values = self._index.get(prop, {})
+            values = self._filter_index().get(prop, {})
             bits = 0
             for v in wanted:
                 bits |= values.get(v, 0)
@@ -379,9 +379,10 @@ class CptProvider:
                     f"The filter 'code in {value}' has an invalid range '{item}': a range is "
                     "two five-character codes, low-high (e.g. 72125-72133)",
                     expression=FILTER_EXPRESSION, message_id="FILTER_NOT_UNDERSTOOD")
-            lo = bisect.bisect_left(self._ranged, low)
-            hi = bisect.bisect_right(self._ranged, high)
-            bits |= bitmap(self._ranged_pos[lo:hi], self._size)
+            ranged, ranged_pos = self._code_ranges()
+            lo = bisect.bisect_left(ranged, low)
+            hi = bisect.bisect_right(ranged, high)
+            bits |= bitmap(ranged_pos[lo:hi], self._size)
         return bits
 
     # -- positions and the text index (the engine's IndexedProvider) ---------------------
@@ -401,8 +402,24 @@ class CptProvider:
         return self._text_index
 
     def prepare_indexes(self) -> None:
-        """Build the text index now (at load, before workers fork: they share it)."""
+        """Build the text and filter indexes now (at load, before workers fork: they share
+        them); a release that is not prepared builds each on its first use."""
         self.text_index()
+        self._filter_index()
+        self._code_ranges()
+
+    def _filter_index(self) -> dict[str, dict[str, int]]:
+        """property -> value -> bitmap of the codes with that value (built once)."""
+        if self._bitmaps is None:
+            self._bitmaps = _property_bitmaps(self._cpt, self._size)
+        return self._bitmaps
+
+    def _code_ranges(self) -> tuple[list[str], array[int]]:
+        """The five-character codes sorted, and their positions (built once)."""
+        if self._ranges is None:
+            ranged = sorted(k for k in self._order if len(k) == 5)
+            self._ranges = (ranged, array("i", (self._order[k] for k in ranged)))
+        return self._ranges
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -488,12 +505,11 @@ def _prop(name: str, value: str) -> Prop:
     return Prop(name, "String", value)
 
 
-def _property_bitmaps(release: CptRelease, order: dict[str, int],
-                      size: int) -> dict[str, dict[str, int]]:
-    """property -> value -> bitmap of the codes holding it; flags also get 'false'."""
+def _property_bitmaps(cpt: list[CptConcept], size: int) -> dict[str, dict[str, int]]:
+    """property -> value -> bitmap of the codes holding it (by position in `cpt`); flags
+    also get 'false'."""
     listed: dict[str, dict[str, list[int]]] = {}
-    for c in release.concepts.values():
-        pos = order[c.code]
+    for pos, c in enumerate(cpt):
         listed.setdefault("modifier", {}).setdefault("true" if c.modifier else "false", []).append(pos)
         for name, values in c.properties.items():
             for v in dict.fromkeys(values):

@@ -89,9 +89,8 @@ def read_cpt_db(path: str | os.PathLike[str],
     p = Path(path)
     if not p.is_file():
         raise CptDataError(f"{p}: no such CPT database file")
-    uri = "file:" + urllib.parse.quote(str(p.resolve())) + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        conn = sqlite3.connect(readonly_uri(p), uri=True)
     except sqlite3.Error as e:
         raise CptDataError(f"{p}: cannot open as SQLite: {e}") from e
     try:
@@ -100,6 +99,11 @@ def read_cpt_db(path: str | os.PathLike[str],
         raise CptDataError(f"{p}: not a readable CPT database: {e}") from e
     finally:
         conn.close()
+
+
+def readonly_uri(path: Path) -> str:
+    """The SQLite URI that opens (or ATTACHes) the database at `path` read-only."""
+    return "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
 
 
 def _read_release(conn: sqlite3.Connection, path: Path) -> CptRelease:

@@ -61,3 +61,14 @@ def test_a_designation_of_a_code_not_in_concepts_is_an_error_through_the_pool(
         conn.execute("INSERT INTO Designations VALUES ('99999', 'short', 9, 'x')")
     with pytest.raises(CptDataError, match="99999"):
         read_cpt_db(broken, ConceptPool().read)
+
+
+def test_a_release_not_prepared_builds_its_filters_on_first_use_with_the_same_members(
+        history: Path) -> None:
+    lazy = CptProvider.from_database(history / "cpt-2025.db", pool=ConceptPool())
+    prepared = CptProvider.from_database(history / "cpt-2025.db")
+    prepared.prepare_indexes()
+    for prop, op, value in (("kind", "=", "code"), ("modifier", "=", "true"),
+                            ("telemedicine", "=", "false"), ("code", "in", "70000-79999")):
+        assert lazy.filter(prop, op, value).bitmap() == prepared.filter(prop, op, value).bitmap()
+    assert lazy.filter("kind", "=", "code").bitmap() != 0
