@@ -207,7 +207,6 @@ class CptProvider:
         self._prop_defs: list[dict[str, Any]] = list(resource.get("property", []))
         self._filters: dict[tuple[str, str, str], CptFilter] = {}  # compiled, bounded
         self._text_index: TextIndex | None = None
-        self._licensed: frozenset[str] | None = None
 
     # -- construction ----------------------------------------------------------------------
 
@@ -325,16 +324,17 @@ class CptProvider:
         """Properties $lookup adds to every CPT answer: the AMA copyright statement."""
         return [Prop("copyright", "String", self.lookup_copyright)]
 
-    def licensed_texts(self) -> frozenset[str]:
+    def licensed_texts(self) -> Iterator[str]:
         """Every AMA descriptor this release may hand out (display, designations, definitions):
-        what the HTTP face counts per answer (terminology/http/licensed.py). Built once."""
-        if self._licensed is None:
-            found: set[str] = set()
-            for c in self._ordered:
-                found.update(t for t in (c.display, c.definition) if t)
-                found.update(d.value for d in c.designations if d.value)
-            self._licensed = frozenset(found)
-        return self._licensed
+        what the HTTP face counts per answer (terminology/http/licensed.py, which keeps one
+        set for all loaded releases: a set per release would cost a hash table per release,
+        where releases share their unchanged strings)."""
+        for c in self._ordered:
+            if c.display:
+                yield c.display
+            if c.definition:
+                yield c.definition
+            yield from (d.value for d in c.designations if d.value)
 
     def full_resource(self) -> dict[str, Any]:
         """The CodeSystem for read: with its concepts for the bundled fragment; a licensed

@@ -21,6 +21,7 @@ from terminology.http.exchange import Site
 from terminology.http.fhir.invoke import Server
 from terminology.http.fhir.response_cache import ResponseCache
 from terminology.http.fhir.routes import fhir
+from terminology.http.licensed import licensed_texts
 from terminology.http.pipeline import build
 from terminology.http.server.admin import admin_blueprint
 from terminology.http.server.reload import reload_content
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 lambda: app.extensions["tx_last_modified"], authorizer)
     _open_state(app, site, registry)
     build(app, site)
+    # The set of licensed descriptors the licensed-text stage counts against, built here,
+    # before the workers fork, so that they share it instead of each building its own.
+    licensed_texts(registry)
     return app
 
 

@@ -62,8 +62,11 @@ def licensed_texts(registry: Registry | None) -> Texts:
         root = root.parent
     found = _texts.get(root)
     if found is None:
-        parts = [p.licensed_texts() for p in root.providers() if hasattr(p, "licensed_texts")]
-        found = Texts(frozenset().union(*parts)) if parts else _EMPTY
+        texts: set[str] = set()
+        for provider in root.providers():
+            if hasattr(provider, "licensed_texts"):
+                texts.update(provider.licensed_texts())
+        found = Texts(texts) if texts else _EMPTY
         found.longest = max(map(len, found), default=0)
         _texts[root] = found
     return found
