@@ -36,6 +36,19 @@ request_id: ContextVar[str] = ContextVar("request_id", default="")
 SERVER_LOGGERS = ("_granian", "granian.access", "gunicorn.error", "gunicorn.access", "werkzeug")
 FLUSH_SECONDS = 0.1  # how long a buffered access line may wait before it is written
 FLUSH_LINES = 256  # a batch this long is written at once
+
+
+def every(seconds: float, run: Any, name: str) -> threading.Thread:
+    """A started daemon thread that calls `run()` every `seconds` (the batching flushers of
+    the access log here and of the metrics, http/metrics.py)."""
+    def forever() -> None:
+        while True:
+            time.sleep(seconds)
+            run()
+
+    thread = threading.Thread(target=forever, name=name, daemon=True)
+    thread.start()
+    return thread
 ATOMIC_WRITE = 4096  # PIPE_BUF on Linux: a write this small to a pipe is never split
 
 
@@ -116,16 +129,8 @@ class BufferedJsonHandler(logging.StreamHandler):  # type: ignore[type-arg,unuse
 
     def _start_flusher(self) -> None:
         with self._pending:
-            if self._flusher is not None:
-                return
-            self._flusher = threading.Thread(target=self._flush_forever, name="log-flusher",
-                                             daemon=True)
-        self._flusher.start()
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            self.flush()
+            if self._flusher is None:
+                self._flusher = every(FLUSH_SECONDS, self.flush, "log-flusher")
 
     def flush(self) -> None:
         with self._pending:

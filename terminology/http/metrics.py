@@ -37,6 +37,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 
 from terminology.http.exchange import OPERATION_ENDPOINTS, Exchange
+from terminology.logs import every
 from terminology.operations import HANDLERS
 
 OPERATIONS = frozenset(f"{rtype}/${op}" for rtype, op in HANDLERS)
@@ -134,16 +135,8 @@ class PendingCounts:
 
     def _start_flusher(self) -> None:
         with self.lock:
-            if self.flusher is not None:
-                return
-            self.flusher = threading.Thread(target=self._flush_forever, name="metrics-flusher",
-                                            daemon=True)
-        self.flusher.start()
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            self.flush()
+            if self.flusher is None:
+                self.flusher = every(FLUSH_SECONDS, self.flush, "metrics-flusher")
 
     def discard(self) -> None:
         """Forget what is pending (a worker's warm-up requests, which are not counted)."""

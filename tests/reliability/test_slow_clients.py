@@ -50,13 +50,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def stall(url: str, count: int) -> list[socket.socket]:
     """`count` uploads that declare 1000 bytes and send 15."""
-    port = int(url.rsplit(":", 1)[1])
-    socks = []
-    for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_BODY_TIMEOUT + 10)
-        sock.sendall(STALLED_REQUEST)
-        socks.append(sock)
-    return socks
+    return open_stalled(url, count, STALLED_REQUEST, CLIENT_BODY_TIMEOUT + 10)
 
 
 def test_fifty_stalled_uploads_leave_normal_requests_answered_within_a_second(proxied: str) -> None:
@@ -108,12 +102,13 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base.removesuffix("/fhir")
 
 
-def open_stalled(url: str, count: int, request: bytes) -> list[socket.socket]:
+def open_stalled(url: str, count: int, request: bytes,
+                 timeout: float = STANDALONE_TIMEOUT + 10) -> list[socket.socket]:
     """`count` connections that each send `request` and then nothing more."""
     port = int(url.rsplit(":", 1)[1])
     socks = []
     for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=STANDALONE_TIMEOUT + 10)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         sock.sendall(request)
         socks.append(sock)
     return socks
