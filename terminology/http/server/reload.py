@@ -29,6 +29,7 @@ from flask import Flask
 
 from terminology.content import ContentError, content_files, cpt_database_files, load_content
 from terminology.http import metrics
+from terminology.http.licensed import licensed_texts
 from terminology.registry import Registry
 from terminology.settings import Settings
 
@@ -96,6 +97,7 @@ def reload_content(app: Flask) -> bool:
                 metrics.record_failed_load()
                 log.exception("reload failed; the store could not be read: %s", e)
                 return False
+        licensed_texts(registry)  # as at start-up, before workers fork from here (app.py)
         app.extensions["tx_registry"] = registry  # the swap: requests after it see the new one
         app.extensions["tx_last_modified"] = time.time()  # answers may differ from now on
         cache = app.extensions.get("tx_response_cache")
