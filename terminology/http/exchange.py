@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     from terminology.registry import Registry
     from terminology.settings import Settings
@@ -89,7 +91,8 @@ class Exchange:
 
     __slots__ = ("environ", "site", "stages", "method", "path", "args", "endpoint", "view_args",
                  "started", "request_id", "fmt", "registry", "who", "status", "headers", "body",
-                 "response", "resource", "streamed", "cached", "licensed", "cpt_shown")
+                 "response", "resource", "streamed", "cached", "licensed", "cpt_shown", "one_answer",
+                 "_json")
 
     def __init__(self, environ: dict[str, Any], site: Site, stages: PathStages,
                  args: Mapping[str, str], endpoint: str | None = None,
@@ -116,6 +119,8 @@ class Exchange:
         self.cached = False
         self.licensed = True  # may see licensed text (http/licensed.py; off: no token, when one is needed)
         self.cpt_shown: set[str] = set()  # the licensed descriptors this request's answer carries
+        self.one_answer = False  # the request has one resource answer (the thin dispatch's)
+        self._json: tuple[dict[str, Any], bytes] | None = None
 
     def answer_bytes(self) -> bytes:
         """The body being sent."""
@@ -123,6 +128,14 @@ class Exchange:
             return self.body
         data: bytes = self.response.get_data()
         return data
+
+    def json(self, body: dict[str, Any]) -> bytes:
+        """`body` serialized, once: a stage that needs the bytes and the path that sends them
+        share one serialization, as long as nobody changed the dict in between (the stages
+        after the one that serialized only read it)."""
+        if self._json is None or self._json[0] is not body:
+            self._json = (body, orjson.dumps(body))
+        return self._json[1]
 
     def screened(self, body: dict[str, Any], status: int) -> dict[str, Any]:
         """`body` after the resource stages: what will be serialized as this answer."""

@@ -21,7 +21,12 @@ read scope may see no descriptor at all: the bound is 0, and expansions list cod
 displays (the caller asked for codes, and gets every one).
 
 Cost: an answer with no licensed text costs one walk of its dict with one set lookup per
-string; nothing is copied. Only an answer past the bound is copied and rewritten.
+string; nothing is copied. Only an answer past the bound is copied and rewritten. The one
+answer of a request that has no other (the thin dispatch's operation GETs: `x.one_answer`)
+is not walked when its serialized bytes cannot hold more descriptors than the bound leaves
+room for (`at_most`): nothing could be withheld, and no later answer of the request adds to
+its count. That is every `$lookup` and `$validate-code` of a licensed caller; the walk was
+a fifth of their CPU (benchmarks/README.md, issue 28).
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ WITHHELD = "[CPT descriptor not shown]"
 
 
 class Texts(frozenset[str]):
-    """The licensed descriptors of some content, and the length of the longest."""
+    """The licensed descriptors of some content, and the lengths of the longest and shortest."""
 
     longest = 0
+    shortest = 1
 
 
 _texts: weakref.WeakKeyDictionary[Any, Texts] = weakref.WeakKeyDictionary()
@@ -68,6 +74,7 @@ def licensed_texts(registry: Registry | None) -> Texts:
                 texts.update(provider.licensed_texts())
         found = Texts(texts) if texts else _EMPTY
         found.longest = max(map(len, found), default=0)
+        found.shortest = max(min(map(len, found), default=1), 1)
         _texts[root] = found
     return found
 
@@ -87,6 +94,17 @@ def _quoted(text: str, texts: Texts) -> Iterator[str]:
             inner = text[start + 1:end]
             if inner in texts:
                 yield inner
+
+
+def at_most(data: bytes, texts: Texts) -> int:
+    """An upper bound on the distinct descriptors the serialized answer `data` carries, in
+    two C-speed passes over the bytes. The walk counts a descriptor that is a whole string
+    value, which takes at least `shortest` + 2 bytes of JSON (UTF-8 and escapes only add), no
+    two values sharing bytes; or one that a message quotes, at most one per pair of its
+    apostrophes. A client's text full of apostrophes only makes the bound large, and the
+    answer is walked."""
+    quotes = data.count(b"'")
+    return len(data) // (texts.shortest + 2) + quotes * (quotes - 1) // 2
 
 
 def _strings(node: Any, texts: Texts, out: dict[str, None]) -> None:
@@ -192,6 +210,8 @@ def licensed_text(x: Exchange, body: dict[str, Any]) -> dict[str, Any]:
     texts = licensed_texts(x.registry)
     if not texts:
         return body
+    if x.one_answer and x.licensed and at_most(x.json(body), texts) <= _bound(x) - len(x.cpt_shown):
+        return body  # nothing can be past the bound, and nothing else adds to the count
     if body.get("resourceType") == "Bundle" and body.get("type") == "batch-response":
         for entry in body.get("entry", []):  # the batch is this request's own: changed in place
             resource = entry.get("resource")

@@ -7,6 +7,7 @@ exempt: the thin dispatch, a response-cache hit and the Flask routes.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 from urllib.parse import unquote_plus, unquote_to_bytes
@@ -25,6 +26,9 @@ CORS_PREFLIGHT = {
 }
 # A read-only server offers no PUT or DELETE (POST: operations, batch, _search)
 CORS_PREFLIGHT_READ_ONLY = {**CORS_PREFLIGHT, "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
+
+
+HIGH_ESCAPE = re.compile(r"%[89a-fA-F][0-9a-fA-F]")  # a percent-escape of a byte over 0x7F
 
 
 def new_request_id(sent: str | None) -> str:
@@ -50,7 +54,10 @@ def size_limits(x: Exchange) -> Early | None:
         raise UriTooLong(f"The request URL is {url} bytes long, more than the {settings.max_url_bytes} "
                          "this server accepts (setting max_url_bytes); send long requests as a POST "
                          "with a Parameters body")
-    headers = sum(len(k) + len(str(v)) for k, v in environ.items() if k.startswith("HTTP_"))
+    headers = 0
+    for k, v in environ.items():  # granian's environ holds the process environment too
+        if k[:5] == "HTTP_":
+            headers += len(k) + len(v)
     if headers > settings.max_header_bytes:
         raise HeadersTooLarge(f"The request headers are {headers} bytes, more than the "
                               f"{settings.max_header_bytes} this server accepts (setting max_header_bytes)")
@@ -77,8 +84,8 @@ def query_encoding(x: Exchange) -> Early | None:
     the string '%FF'; naming the parameter is more useful to the client.
     """
     query = x.environ.get("QUERY_STRING", "")
-    if query.isascii() and "%" not in query:
-        return None
+    if query.isascii() and ("%" not in query or HIGH_ESCAPE.search(query) is None):
+        return None  # only ASCII once decoded: valid UTF-8
     raw = query.encode("latin-1")  # the bytes as sent (WSGI strings are latin-1)
     try:
         unquote_to_bytes(raw).decode("utf-8")  # every percent-escape decoded at once

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ class OperationContext:
     settings: Settings
     instance: dict[str, Any] | None = None  # the resource for instance-level calls
     accept_language: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # the request's, by name
 
 
 Handler = Callable[[OperationContext], dict[str, Any]]

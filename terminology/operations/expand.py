@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -563,7 +564,7 @@ def _now() -> str:
 THRESHOLD_HEADER = "X-TOO-COSTLY-THRESHOLD"
 
 
-def _client_threshold(headers: dict[str, str]) -> int | None:
+def _client_threshold(headers: Mapping[str, str]) -> int | None:
     for name, value in headers.items():
         if name.lower() == THRESHOLD_HEADER.lower() and value.strip().isdigit():
             return int(value.strip())

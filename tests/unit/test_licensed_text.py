@@ -10,7 +10,7 @@ import pytest
 from terminology.cpt.provider import CptProvider
 from terminology.errors import TooCostly
 from terminology.http.exchange import Exchange, PathStages, Site
-from terminology.http.licensed import WITHHELD, licensed_text
+from terminology.http.licensed import WITHHELD, at_most, licensed_text, licensed_texts
 from terminology.registry import Registry
 from terminology.settings import Settings
 
@@ -82,3 +82,32 @@ def test_a_batch_counts_its_entries_together(registry: Registry) -> None:
     out = licensed_text(exchange(registry, 2), bundle)
     assert [e["response"]["status"] for e in out["entry"]] == ["200 OK", "200 OK", "422 Unprocessable Entity"]
     assert out["entry"][2]["resource"]["issue"][0]["code"] == "too-costly"
+
+
+def test_the_byte_bound_holds_every_descriptor_an_answer_carries(registry: Registry) -> None:
+    """at_most never undercounts: one descriptor per (shortest + 2) bytes, one per pair of
+    apostrophes; a client's text full of apostrophes makes it large, never small."""
+    import orjson
+
+    texts = licensed_texts(registry)
+    body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [wrong_display(c) for c in DISPLAYS]}
+    assert at_most(orjson.dumps(body), texts) >= len(DISPLAYS)
+    crowded = orjson.dumps({"message": "'" * 1000})
+    assert at_most(crowded, texts) >= 1000 * 999 // 2
+
+
+def test_one_answer_under_the_byte_bound_is_not_walked_and_over_it_is(registry: Registry) -> None:
+    """The thin dispatch's one answer skips the walk only when the bytes cannot exceed the
+    bound: with room for one descriptor, three in the answer are still withheld."""
+    body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [wrong_display(c) for c in DISPLAYS]}
+    x = exchange(registry, 1000)
+    x.one_answer = True
+    assert licensed_text(x, body) is body and x.cpt_shown == set()  # no walk: nothing counted
+    x = exchange(registry, 1)
+    x.one_answer = True
+    texts = [i["details"]["text"] for i in licensed_text(x, body)["issue"]]
+    assert DISPLAYS["70010"] in texts[0] and all(WITHHELD in t for t in texts[1:])
+    x = exchange(registry, 1000, licensed=False)
+    x.one_answer = True
+    out = licensed_text(x, body)
+    assert all(WITHHELD in i["details"]["text"] for i in out["issue"])  # no token: none shown

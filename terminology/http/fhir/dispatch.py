@@ -16,12 +16,12 @@ compares the two answers on every shipped value set and CPT code.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
 from werkzeug.http import HTTP_STATUS_CODES
 
 from terminology.errors import FhirError
@@ -41,15 +41,43 @@ def _status_line(code: int) -> str:
     return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"
 
 
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    """The request headers as `dict(flask.request.headers)` gives them."""
-    out: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-            out[key[5:].replace("_", "-").title()] = value
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            out[key.replace("_", "-").title()] = value
-    return out
+class EnvironHeaders(Mapping[str, str]):
+    """The request headers as `dict(flask.request.headers)` gives them, read from the WSGI
+    environ only when an operation asks (one of them reads one header; granian's environ
+    carries the process environment too, so a copy per request would scan ~60 keys)."""
+
+    __slots__ = ("environ", "_found")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self._found: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._found is None:
+            out: dict[str, str] = {}
+            for key, value in self.environ.items():
+                if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                    out[key[5:].replace("_", "-").title()] = value
+                elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                    out[key.replace("_", "-").title()] = value
+            self._found = out
+        return self._found
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(text: str) -> str:
+    """A query name or value percent-decoded, strictly (UnicodeDecodeError when not UTF-8);
+    the same few (the system's url, a value set's) come on most requests."""
+    return unquote(text.replace("+", " "), errors="strict")
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]] | None:
@@ -66,9 +94,9 @@ def _query_pairs(query: str) -> list[tuple[str, str]] | None:
                 continue
             name, _, value = piece.partition("=")
             if "+" in name or "%" in name:
-                name = unquote(name.replace("+", " "), errors="strict")
+                name = _decoded(name)
             if "+" in value or "%" in value:
-                value = unquote(value.replace("+", " "), errors="strict")
+                value = _decoded(value) if len(value) <= 256 else unquote(value.replace("+", " "), errors="strict")
             grouped.setdefault(name, []).append(value)
     except UnicodeDecodeError:
         return None
@@ -119,6 +147,7 @@ class OperationDispatch:
             args.setdefault(name, value)
         stages = self.site.paths[DISPATCH]
         x = Exchange(environ, self.site, stages, args, "fhir.type_operation", {"rtype": rtype, "op": op})
+        x.one_answer = True
         try:
             for step in stages.request:
                 if step(x) is not None:
@@ -129,12 +158,12 @@ class OperationDispatch:
             return None  # XML: Flask's route writes it
         try:
             ctx = OperationContext(x.registry or self.site.current(), bag_from_query(pairs), self.settings, None,
-                                   environ.get("HTTP_ACCEPT_LANGUAGE"), _headers(environ))
+                                   environ.get("HTTP_ACCEPT_LANGUAGE"), EnvironHeaders(environ))
             with request_deadline(self.settings.request_time_limit, self.settings.max_regex_length):
                 result = handler(ctx)
-            x.body = orjson.dumps(x.screened(result, 200))
+            x.body = x.json(x.screened(result, 200))
         except FhirError as e:  # the app's error handler renders a FhirError the same way
-            x.body = orjson.dumps(x.screened(e.outcome(), e.status))
+            x.body = x.json(x.screened(e.outcome(), e.status))
         except Exception:  # noqa: BLE001  (Flask answers it: its error handler logs the 500)
             return None
         return x
