@@ -148,6 +148,22 @@ class HeldUntilRead:
         raise StopIteration
 
 
+class Gate:
+    """At most `n` threads inside at once: a pool of tokens in a C queue (a get and a put,
+    ~0.2 us; threading's semaphore, in Python over a Condition, cost ~3 us a request)."""
+
+    def __init__(self, n: int) -> None:
+        self.tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(n):
+            self.tokens.put(None)
+
+    def __enter__(self) -> None:
+        self.tokens.get()
+
+    def __exit__(self, *exc: object) -> None:
+        self.tokens.put(None)
+
+
 class BodyDeadline:
     """WSGI middleware: the body read whole within `timeout` seconds, else a 408."""
 
@@ -165,7 +181,7 @@ class BodyDeadline:
     def _reset(self) -> None:
         """Fresh readers and gate in each worker (threads do not survive a fork)."""
         self.pool = Readers(self.readers)
-        self.gate = threading.BoundedSemaphore(self.computing)
+        self.gate = Gate(self.computing)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if has_body(environ):
