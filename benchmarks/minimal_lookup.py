@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+
 def _concepts() -> dict[str, str]:
     """code -> display of the release named by MINIMAL_LOOKUP_CPT (set by main; granian's
     workers import this module by name, so the table is loaded at import)."""
